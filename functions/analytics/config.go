@@ -1,0 +1,55 @@
+package analytics
+
+import (
+	"errors"
+	"time"
+
+	"function/shared/config"
+)
+
+// Config is the analytics function's configuration, from the environment.
+type Config struct {
+	config.Kafka
+	config.Redis
+	// Consumer is loaded under the ANALYTICS_ prefix over ConsumerDefaults.
+	Consumer config.Consumer `ignored:"true"`
+
+	Mode        string        `envconfig:"ANALYTICS_MODE" default:"pull" desc:"pull: consume Kafka directly in batches; push: only serve CloudEvents POSTed by a KafkaSource"`
+	KeyPrefix   string        `envconfig:"REDIS_KEY_PREFIX" default:"tide:" desc:"prefix of every Redis key tide writes"`
+	DedupWindow time.Duration `envconfig:"ANALYTICS_DEDUP_WINDOW" default:"168h" desc:"how long an event's (source, id) is remembered so it is counted once"`
+}
+
+// ConsumerDefaults tune the batch consumer: up to 500 records at once, waiting up to
+// 200 ms to fill a batch, fetches that wait for 64 KiB (or 250 ms).
+func ConsumerDefaults() config.Consumer {
+	return config.Consumer{
+		Group:            "analytics-group",
+		InitialOffset:    "latest",
+		FetchMinBytes:    64 << 10,
+		FetchMaxWaitMS:   250,
+		BatchSize:        500,
+		BatchWaitMS:      200,
+		CommitIntervalMS: 1000,
+		MaxAttempts:      5,
+		RetryBackoffMS:   100,
+	}
+}
+
+// Validate checks what envconfig cannot.
+func (c Config) Validate() error {
+	return errors.Join(
+		c.Kafka.Validate(),
+		c.Consumer.Validate(),
+		config.OneOf("ANALYTICS_MODE", c.Mode, "pull", "push"),
+	)
+}
+
+// LoadConfig reads the configuration from the environment.
+func LoadConfig() (Config, error) {
+	c := Config{Consumer: ConsumerDefaults()}
+	if err := config.Load("ANALYTICS", &c.Consumer); err != nil {
+		return c, err
+	}
+	err := config.Load("", &c)
+	return c, err
+}

@@ -1,0 +1,41 @@
+package ingest
+
+import (
+	"errors"
+
+	"function/shared/config"
+)
+
+// Config is the ingest function's configuration, from the environment.
+type Config struct {
+	config.Kafka
+	config.Producer
+
+	PartitionKeyAttribute string `envconfig:"PARTITION_KEY_ATTRIBUTE" default:"subject" desc:"attribute (or extension) whose value keys an event that has no partitionkey extension; events without it are keyed by source"`
+	MaxBodyBytes          int64  `envconfig:"INGEST_MAX_BODY_BYTES" default:"16777216" desc:"largest request body accepted (413 beyond)"`
+	MaxBatchEvents        int    `envconfig:"INGEST_MAX_BATCH_EVENTS" default:"5000" desc:"most events in one batch request (413 beyond)"`
+	MaxEventBytes         int    `envconfig:"INGEST_MAX_EVENT_BYTES" default:"921600" desc:"largest single event (413 beyond); keep it below the topic's max.message.bytes"`
+}
+
+// Limits are the request limits of the configuration.
+func (c Config) Limits() Limits {
+	return Limits{MaxBodyBytes: c.MaxBodyBytes, MaxBatchEvents: c.MaxBatchEvents, MaxEventBytes: c.MaxEventBytes}
+}
+
+// Validate checks what envconfig cannot.
+func (c Config) Validate() error {
+	return errors.Join(
+		c.Kafka.Validate(),
+		c.Producer.Validate(),
+		config.Positive("INGEST_MAX_BODY_BYTES", c.MaxBodyBytes),
+		config.Positive("INGEST_MAX_BATCH_EVENTS", int64(c.MaxBatchEvents)),
+		config.Positive("INGEST_MAX_EVENT_BYTES", int64(c.MaxEventBytes)),
+	)
+}
+
+// LoadConfig reads the configuration from the environment.
+func LoadConfig() (Config, error) {
+	var c Config
+	err := config.Load("", &c)
+	return c, err
+}

@@ -1,0 +1,228 @@
+// Package ingest is tide's front door: it takes CloudEvents over HTTP (binary,
+// structured and batch modes), validates them, chooses each one's partition key and
+// publishes them to Kafka through the batching, idempotent Publisher. It answers 202
+// only when Kafka has acknowledged every event of the request.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"function/shared/health"
+	"function/shared/kafka"
+	"function/shared/metrics"
+	"function/shared/problem"
+)
+
+// Function is the ingest function in the Knative function shape.
+type Function struct {
+	cfg     Config
+	limits  Limits
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	pub     *kafka.Publisher
+	watcher *health.Watcher
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	stop    sync.Once
+}
+
+// New returns an unstarted function; Start configures it from the environment.
+func New() *Function { return &Function{} }
+
+// Start loads the configuration from the environment and starts the function.
+func (f *Function) Start(ctx context.Context, _ map[string]string) error {
+	cfg, err := LoadConfig()
+	if err != nil {
+		return err
+	}
+	return f.StartWith(ctx, cfg, slog.Default(), metrics.New())
+}
+
+// StartWith creates the topics when missing and connects the publisher.
+func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics) error {
+	f.cfg, f.limits, f.log, f.metrics = cfg, cfg.Limits(), log.With("function", "ingest"), m
+	base, err := kafka.NewConfig(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	if err := kafka.EnsureTopics(cfg.Kafka, base); err != nil {
+		return err
+	}
+	f.pub, err = kafka.NewPublisher(cfg.Brokers, kafka.ProducerConfig(base, cfg.Producer), kafka.PublisherOptions{
+		MaxBuffered: cfg.MaxBuffered,
+		AckTimeout:  cfg.AckTimeout(),
+		OnAck:       f.onAck,
+	})
+	if err != nil {
+		return err
+	}
+	m.SetBuffered(func() float64 { return float64(f.pub.Buffered()) })
+	if n, err := f.pub.RefreshPartitions(cfg.Topic); err == nil {
+		m.TopicPartitions.WithLabelValues(cfg.Topic).Set(float64(n))
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.watcher = health.NewWatcher(f.log, 5*time.Second, health.Check{
+		Name: "kafka", Probe: kafka.Probe(f.pub.Client(), cfg.Topic), Up: m.KafkaUp, Reconnects: m.KafkaReconnects,
+	})
+	f.watcher.ProbeNow(ctx)
+	f.wg.Add(1)
+	go func() { defer f.wg.Done(); f.watcher.Run(runCtx) }()
+	f.started = true
+	return nil
+}
+
+func (f *Function) onAck(n int, err error, latency time.Duration) {
+	if err != nil {
+		f.metrics.ProduceErrors.WithLabelValues(f.cfg.Topic).Add(float64(n))
+		return
+	}
+	f.metrics.ProducedRecords.WithLabelValues(f.cfg.Topic).Add(float64(n))
+	f.metrics.ProduceLatency.Observe(latency.Seconds())
+}
+
+// Stop drains: every event already accepted is flushed to Kafka (or fails) before
+// the producer closes. The HTTP server must have stopped taking requests first.
+func (f *Function) Stop(ctx context.Context) error {
+	if !f.started {
+		return nil
+	}
+	var err error
+	f.stop.Do(func() {
+		err = f.pub.Close(ctx)
+		f.cancel()
+		f.wg.Wait()
+	})
+	return err
+}
+
+// Ready reports whether Kafka answers.
+func (f *Function) Ready(context.Context) (bool, error) {
+	return f.started && f.watcher.Up(), nil
+}
+
+// Alive reports whether the function's background loop still runs.
+func (f *Function) Alive(context.Context) (bool, error) {
+	return f.watcher == nil || f.watcher.Alive(), nil
+}
+
+// Publisher is the function's publisher (the partition manager holds and releases it).
+func (f *Function) Publisher() *kafka.Publisher { return f.pub }
+
+// Handle publishes one CloudEvent (the CloudEvents-shaped entry point) and returns
+// when Kafka acknowledged it.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if p := Validate(&e); p != nil {
+		return nil, p
+	}
+	return nil, f.Publish(ctx, []event.Event{e})
+}
+
+// Publish writes events to Kafka, each under its partition key, and returns when all
+// are acknowledged.
+func (f *Function) Publish(ctx context.Context, events []event.Event) error {
+	msgs := make([]*sarama.ProducerMessage, len(events))
+	for i := range events {
+		m, err := kafka.EncodeRecord(ctx, f.cfg.Topic, &events[i], f.PartitionKey(&events[i]))
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return f.pub.Publish(ctx, msgs)
+}
+
+// PartitionKey is the key e is published under, so related events share a partition
+// and stay in order: the partitionkey extension, else the configured attribute
+// (PARTITION_KEY_ATTRIBUTE, default subject), else the source.
+func (f *Function) PartitionKey(e *event.Event) string {
+	if k := extension(e, "partitionkey"); k != "" {
+		return k
+	}
+	var k string
+	switch f.cfg.PartitionKeyAttribute {
+	case "subject":
+		k = e.Subject()
+	case "source":
+		k = e.Source()
+	case "type":
+		k = e.Type()
+	case "id":
+		k = e.ID()
+	default:
+		k = extension(e, f.cfg.PartitionKeyAttribute)
+	}
+	if k == "" {
+		k = e.Source()
+	}
+	return k
+}
+
+func extension(e *event.Event, name string) string {
+	v, ok := e.Extensions()[name]
+	if !ok {
+		return ""
+	}
+	s, err := types.Format(v)
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// ServeHTTP takes CloudEvents in any content mode and answers 202 once all are in
+// Kafka, a problem+json 4xx naming what is wrong, or 503 with Retry-After when Kafka
+// cannot take them now.
+func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		problem.Write(w, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "send CloudEvents with POST"))
+		return
+	}
+	events, p := ParseRequest(r, f.limits)
+	if p != nil {
+		f.metrics.IngestEvents.WithLabelValues("rejected").Inc()
+		problem.Write(w, p)
+		return
+	}
+	f.metrics.BatchSize.WithLabelValues("ingest").Observe(float64(len(events)))
+	if err := f.Publish(r.Context(), events); err != nil {
+		f.metrics.IngestEvents.WithLabelValues("unavailable").Add(float64(len(events)))
+		f.log.Warn("publish failed; answering 503", "events", len(events), "err", err)
+		problem.Write(w, unavailable(err))
+		return
+	}
+	f.metrics.IngestEvents.WithLabelValues("accepted").Add(float64(len(events)))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintf(w, `{"accepted":%s}`+"\n", strconv.Itoa(len(events)))
+}
+
+// unavailable is the 503 answer for a publish that failed: the client retries the
+// whole request; events of it that did land are deduplicated downstream.
+func unavailable(err error) *problem.Problem {
+	detail := "Kafka did not acknowledge the events; retry the whole request"
+	switch {
+	case errors.Is(err, kafka.ErrBufferFull):
+		detail = "ingest is at its buffer limit while Kafka catches up; retry the whole request"
+	case errors.Is(err, kafka.ErrClosed):
+		detail = "ingest is shutting down; retry the whole request"
+	case errors.Is(err, context.Canceled):
+		detail = "the request was cancelled before Kafka acknowledged it"
+	}
+	p := problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, detail+": "+err.Error())
+	p.RetryAfter = time.Second
+	return p
+}

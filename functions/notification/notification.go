@@ -1,0 +1,215 @@
+// Package notification is the real-time function: it turns each event into a
+// notification, one at a time and in order per partition key, stores it in a Redis
+// stream per channel and publishes it to live subscribers. A duplicate delivery of
+// the same event (source, id) yields no second notification.
+//
+// It runs in pull mode (a Kafka consumer group, offsets committed after success) or
+// push mode (a KafkaSource POSTs each record as a CloudEvent); both call process.
+package notification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/redis/go-redis/v9"
+
+	"function/shared/consumer"
+	"function/shared/health"
+	"function/shared/kafka"
+	"function/shared/metrics"
+	"function/shared/store"
+)
+
+// Function is the notification function in the Knative function shape.
+type Function struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	rdb      *redis.Client
+	store    *store.Notifications
+	render   *Renderer
+	runner   *consumer.Runner
+	dlq      *kafka.DeadLetters
+	watcher  *health.Watcher
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	started  bool
+	stopOnce sync.Once
+}
+
+// New returns an unstarted function; Start configures it from the environment.
+func New() *Function { return &Function{} }
+
+// Start loads the configuration from the environment and starts the function.
+func (f *Function) Start(ctx context.Context, _ map[string]string) error {
+	cfg, err := LoadConfig()
+	if err != nil {
+		return err
+	}
+	return f.StartWith(ctx, cfg, slog.Default(), metrics.New())
+}
+
+// StartWith starts the function with an explicit configuration, logger and metrics
+// (the local runner and tests use it).
+func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics) error {
+	f.cfg, f.log, f.metrics = cfg, log.With("function", "notification"), m
+	r, err := NewRenderer(cfg.TitleTemplates, cfg.ChannelRules)
+	if err != nil {
+		return err
+	}
+	f.render = r
+	if f.rdb, err = store.Connect(ctx, cfg.Redis); err != nil {
+		return err
+	}
+	f.store = store.NewNotifications(f.rdb, cfg.KeyPrefix, cfg.StreamMaxLen, cfg.DedupWindow)
+	runCtx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	checks := []health.Check{{Name: "redis", Probe: func(ctx context.Context) error { return f.rdb.Ping(ctx).Err() }, Up: m.RedisUp, Reconnects: m.RedisReconnects}}
+	if cfg.Mode == "pull" {
+		if err := f.startConsumer(runCtx); err != nil {
+			cancel()
+			_ = f.rdb.Close()
+			return err
+		}
+		checks = append(checks, health.Check{Name: "kafka", Probe: kafka.Probe(f.runner.Client(), cfg.Topic), Up: m.KafkaUp, Reconnects: m.KafkaReconnects})
+	}
+	f.watcher = health.NewWatcher(f.log, 5*time.Second, checks...)
+	f.watcher.ProbeNow(ctx)
+	f.wg.Add(1)
+	go func() { defer f.wg.Done(); f.watcher.Run(runCtx) }()
+	f.started = true
+	return nil
+}
+
+func (f *Function) startConsumer(ctx context.Context) error {
+	base, err := kafka.NewConfig(f.cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	if err := kafka.EnsureTopics(f.cfg.Kafka, base); err != nil {
+		return err
+	}
+	if f.dlq, err = kafka.NewDeadLetters(f.cfg.Brokers, base, f.cfg.DeadLetterTopic); err != nil {
+		return err
+	}
+	f.runner, err = consumer.New(consumer.Options{
+		Brokers:     f.cfg.Brokers,
+		Sarama:      kafka.ConsumerConfig(base, f.cfg.Consumer),
+		Topics:      []string{f.cfg.Topic},
+		Settings:    f.cfg.Consumer,
+		Record:      f,
+		DeadLetters: f.dlq,
+		Logger:      f.log,
+		Metrics:     f.metrics,
+	})
+	if err != nil {
+		_ = f.dlq.Close()
+		return err
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := f.runner.Run(ctx); err != nil {
+			f.log.Error("consumer stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop stops consuming (committing what was handled) and closes the connections.
+func (f *Function) Stop(ctx context.Context) error {
+	if !f.started {
+		return nil
+	}
+	f.stopOnce.Do(func() {
+		f.cancel()
+		done := make(chan struct{})
+		go func() { f.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		if f.dlq != nil {
+			_ = f.dlq.Close()
+		}
+		_ = f.rdb.Close()
+	})
+	return nil
+}
+
+// Ready reports whether Redis (and in pull mode Kafka) answer and the consumer has
+// its partitions and starting positions.
+func (f *Function) Ready(context.Context) (bool, error) {
+	if !f.started || !f.watcher.Up() {
+		return false, nil
+	}
+	if f.runner != nil && !f.runner.Ready() {
+		return false, nil
+	}
+	return true, nil
+}
+
+// Alive reports whether the function's background loop still runs.
+func (f *Function) Alive(context.Context) (bool, error) {
+	return f.watcher == nil || f.watcher.Alive(), nil
+}
+
+// Consumer is the pull-mode consumer (nil in push mode).
+func (f *Function) Consumer() *consumer.Runner { return f.runner }
+
+// Store is the notification store the read API serves from.
+func (f *Function) Store() *store.Notifications { return f.store }
+
+// Handle processes one CloudEvent (push mode, or a direct call). It returns no
+// response event.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	key, _ := e.Extensions()["partitionkey"].(string)
+	_, err := f.process(ctx, &e, key)
+	return nil, err
+}
+
+// HandleRecord processes one Kafka record (pull mode).
+func (f *Function) HandleRecord(ctx context.Context, r *sarama.ConsumerMessage) error {
+	e, err := kafka.DecodeRecord(ctx, r)
+	if err != nil {
+		return consumer.Poison(err)
+	}
+	stored, err := f.process(ctx, e, string(r.Key))
+	if err != nil {
+		return err
+	}
+	f.log.Debug("notified", "event_id", e.ID(), "topic", r.Topic, "partition", r.Partition,
+		"offset", r.Offset, "duplicate", !stored, "traceparent", e.Extensions()["traceparent"])
+	return nil
+}
+
+// errInvalid marks an event that can never become a notification.
+var errInvalid = errors.New("invalid event")
+
+// process renders and stores the notification of e. It reports whether a
+// notification was stored (false: the event was seen before).
+func (f *Function) process(ctx context.Context, e *event.Event, key string) (bool, error) {
+	if err := e.Validate(); err != nil {
+		return false, consumer.Poison(fmt.Errorf("%w: %v", errInvalid, err))
+	}
+	n := f.render.Render(e, key)
+	stored, err := f.store.Put(ctx, n)
+	if err != nil {
+		return false, consumer.Transient(err)
+	}
+	group := f.cfg.Consumer.Group
+	if !stored {
+		f.metrics.Duplicates.WithLabelValues(group).Inc()
+		return false, nil
+	}
+	if !e.Time().IsZero() {
+		f.metrics.EndToEndLatency.WithLabelValues(group).Observe(time.Since(e.Time()).Seconds())
+	}
+	return true, nil
+}
