@@ -16,6 +16,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -326,7 +327,7 @@ func parseBatch(body []byte, lim Limits) ([]event.Event, *problem.Problem) {
 		}
 		d.ws()
 		if d.eof() {
-			return nil, d.errEOF().AtIndex(i)
+			return nil, d.errEOF()
 		}
 		switch c := d.peek(); c {
 		case ',':
@@ -458,11 +459,25 @@ var strPlain = func() (t [256]bool) {
 	return t
 }()
 
+// plainWord reports whether none of the 8 bytes in x is '"', '\\' or below 0x20,
+// using the "has zero byte" bit trick: (v-0x01..)&^v&0x80.. is non-zero exactly
+// when some byte of v is zero (or, for the 0x20 test, below 0x20).
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x)&highs == 0
+}
+
 // skipString moves past the string at d.pos, checking its escapes, and reports
-// whether it holds any.
+// whether it holds any. Most of a body is string bytes, so runs of ordinary bytes
+// are skipped a word at a time.
 func (d *decoder) skipString() (escaped bool, p *problem.Problem) {
 	i := d.pos + 1
 	for {
+		for i+8 <= len(d.buf) && plainWord(binary.LittleEndian.Uint64(d.buf[i:])) {
+			i += 8
+		}
 		for i < len(d.buf) && strPlain[d.buf[i]] {
 			i++
 		}
