@@ -1347,7 +1347,7 @@ func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
 
 // onHeader makes p name the binary-mode header at fault.
 func onHeader(p *problem.Problem, hname string) *problem.Problem {
-	p.Attribute = hname
+	p.Attribute = strings.ToValidUTF8(hname, "\uFFFD")
 	return p
 }
 
@@ -1631,8 +1631,12 @@ func isJSONMedia(mt string) bool {
 	return sub == "json" || strings.HasSuffix(sub, "+json")
 }
 
+// invalid reports a broken rule. Names and values come from the client, so the text
+// is made valid UTF-8 before it is JSON-encoded into the answer.
 func invalid(attr, format string, args ...any) *problem.Problem {
-	return problem.Newf(http.StatusBadRequest, problem.TypeInvalidEvent, format, args...).WithAttribute(attr)
+	p := problem.Newf(http.StatusBadRequest, problem.TypeInvalidEvent, format, args...)
+	p.Detail = strings.ToValidUTF8(p.Detail, "\uFFFD")
+	return p.WithAttribute(strings.ToValidUTF8(attr, "\uFFFD"))
 }
 
 func required(name string) *problem.Problem {
