@@ -25,7 +25,7 @@
 //	backlog   = max(0, lagW − T·R)                                     // lag beyond what R replicas may carry
 //	need      = (rate + backlog/W) / (0.9·c)                           // keep up, drain within W, 10% headroom
 //	raw       = ceil(need), remembered for W
-//	rec       = max(raw over the last W)                               // shrink only after a whole window lower
+//	rec       = max(raw over the last W)                               // shrink after a window lower (two after a step: the rate is windowed)
 //	trend     = slope of the produce rate, when each third of the last 2W rose by > 2%
 //	if rec > R and trend > 0:  rec = ceil(need with rate + min(trend·3W, rate))  // size ahead of a ramp
 //	if rec < R and trend > 0:  rec = R                                 // never shrink into a rising load
