@@ -77,15 +77,26 @@ type Section struct {
 }
 
 // Usage writes every variable of the sections as a Markdown table (name, type,
-// default, description), the form the README's configuration table uses.
+// default, description), the form the README's configuration table uses. A variable
+// shared by several sections is listed once.
 func Usage(w io.Writer, sections ...Section) error {
+	const row = "{{range .}}| `{{usage_key .}}`\t| {{usage_type .}}\t| {{if usage_default .}}{{usage_default .}}{{else}}{{.Field}}{{end}}\t| {{usage_description .}}\t|\n{{end}}"
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	fmt.Fprintln(tw, "| variable\t| type\t| default\t| description\t|")
 	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|")
-	const row = "{{range .}}| `{{usage_key .}}`\t| {{usage_type .}}\t| {{if usage_default .}}{{usage_default .}}{{else}}{{.Field}}{{end}}\t| {{usage_description .}}\t|\n{{end}}"
+	seen := map[string]bool{}
 	for _, s := range sections {
-		if err := envconfig.Usagef(s.Prefix, s.Spec, tw, row); err != nil {
+		var b strings.Builder
+		if err := envconfig.Usagef(s.Prefix, s.Spec, &b, row); err != nil {
 			return err
+		}
+		for _, line := range strings.SplitAfter(b.String(), "\n") {
+			key, _, _ := strings.Cut(line, "\t")
+			if line == "" || seen[key] {
+				continue
+			}
+			seen[key] = true
+			fmt.Fprint(tw, line)
 		}
 	}
 	return tw.Flush()

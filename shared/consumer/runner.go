@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"function/shared/config"
+	"function/shared/lag"
 	"function/shared/metrics"
 )
 
@@ -137,6 +138,9 @@ func (r *Runner) Assignment() map[string][]int32 {
 // commits what was handled and leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	go r.logErrors()
+	if r.opts.Metrics != nil {
+		go r.reportLag(ctx, 5*time.Second)
+	}
 	defer func() {
 		if err := r.group.Close(); err != nil {
 			r.log.Warn("closing consumer group", "err", err)
@@ -159,6 +163,43 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Lag returns the group's lag on each of its topics' partitions, as Kafka's tools
+// compute it.
+func (r *Runner) Lag() (map[string][]lag.Partition, error) {
+	out := make(map[string][]lag.Partition, len(r.opts.Topics))
+	for _, t := range r.opts.Topics {
+		ps, err := lag.Fetch(r.client, r.opts.Settings.Group, t)
+		if err != nil {
+			return nil, err
+		}
+		out[t] = ps
+	}
+	return out, nil
+}
+
+// reportLag exports the group's lag and the topics' partition counts every interval.
+func (r *Runner) reportLag(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if byTopic, err := r.Lag(); err == nil {
+			for topic, ps := range byTopic {
+				r.opts.Metrics.TopicPartitions.WithLabelValues(topic).Set(float64(len(ps)))
+				for _, p := range ps {
+					r.opts.Metrics.ConsumerLag.WithLabelValues(r.opts.Settings.Group, topic, PartitionLabel(p.Partition)).Set(float64(p.Lag))
+				}
+			}
+		} else if ctx.Err() == nil {
+			r.log.Debug("lag not available", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (r *Runner) logErrors() {
@@ -211,7 +252,7 @@ func (r *Runner) resolveStart(sess sarama.ConsumerGroupSession, topic string, pa
 			return err
 		}
 	}
-	committed, err := r.committedOffsets(topic, partitions)
+	committed, err := lag.Committed(r.client, r.opts.Settings.Group, topic, partitions)
 	if err != nil {
 		return err
 	}
@@ -235,27 +276,6 @@ func (r *Runner) resolveStart(sess sarama.ConsumerGroupSession, topic string, pa
 		sess.MarkOffset(topic, p, off, "")
 	}
 	return nil
-}
-
-// committedOffsets fetches the group's committed offsets (-1 where none).
-func (r *Runner) committedOffsets(topic string, partitions []int32) (map[int32]int64, error) {
-	coord, err := r.client.Coordinator(r.opts.Settings.Group)
-	if err != nil {
-		return nil, err
-	}
-	req := sarama.NewOffsetFetchRequest(r.client.Config().Version, r.opts.Settings.Group, map[string][]int32{topic: partitions})
-	resp, err := coord.FetchOffset(req)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int32]int64, len(partitions))
-	for _, p := range partitions {
-		out[p] = -1
-		if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-			out[p] = b.Offset
-		}
-	}
-	return out, nil
 }
 
 func (r *Runner) handler() any {
