@@ -990,10 +990,8 @@ func (d *decoder) event() (e event.Event, bad, syn *problem.Problem) {
 				case attrDataBase64:
 					b64, bad = decodeBase64(v.str)
 				case attrDataContentType:
-					var mt string
-					mt, bad = checkMediaType(name, v.str)
-					dctJSON = isJSONMedia(mt)
-					ec.DataContentType = &v.str
+					mt, dct, p := checkMediaType(name, v.str)
+					bad, dctJSON, ec.DataContentType = p, p == nil && isJSONMedia(mt), &dct
 				default:
 					bad = setAttribute(ec, bit, name, v.str)
 				}
@@ -1243,11 +1241,11 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 	}
 	dataJSON := false
 	if ct != "" {
-		mt, p := checkMediaType("datacontenttype", ct)
+		mt, dct, p := checkMediaType("datacontenttype", ct)
 		if p != nil {
 			return nil, onHeader(p, "Content-Type")
 		}
-		ec.DataContentType = &ct
+		ec.DataContentType = &dct
 		dataJSON = isJSONMedia(mt)
 	}
 	// The body is the event's data: read no more than the event may hold.
@@ -1390,7 +1388,7 @@ func Validate(e *event.Event) *problem.Problem {
 		}
 	}
 	if ec.DataContentType != nil {
-		if _, p := checkMediaType("datacontenttype", *ec.DataContentType); p != nil {
+		if _, _, p := checkMediaType("datacontenttype", *ec.DataContentType); p != nil {
 			return p
 		}
 	}
@@ -1610,19 +1608,29 @@ func isRFC3339(s string) bool {
 }
 
 // checkMediaType applies [spec] datacontenttype: "MUST adhere to the format specified
-// in RFC 2046". It returns the lower-cased type/subtype.
-func checkMediaType(name, s string) (string, *problem.Problem) {
+// in RFC 2046". It returns the lower-cased type/subtype, and s with that part
+// lower-cased and trimmed: the case carries no meaning (RFC 2045 5.1), but sdk-go's
+// reader compares it as written and would then misread JSON data that its own writer
+// put as JSON.
+func checkMediaType(name, s string) (mt, canonical string, p *problem.Problem) {
 	if s == "application/json" {
-		return s, nil
+		return s, s, nil
 	}
 	if p := checkChars(name, s); p != nil {
-		return "", p
+		return "", "", p
 	}
 	mt, _, err := mime.ParseMediaType(s)
 	if err != nil || !strings.Contains(mt, "/") {
-		return "", invalid(name, "attribute %q must be a media type such as application/json (RFC 2046), got %q", name, clip(s))
+		return "", "", invalid(name, "attribute %q must be a media type such as application/json (RFC 2046), got %q", name, clip(s))
 	}
-	return mt, nil
+	i := strings.IndexByte(s, ';')
+	if i < 0 {
+		i = len(s)
+	}
+	if s[:i] != mt {
+		s = mt + s[i:]
+	}
+	return mt, s, nil
 }
 
 // isJSONMedia applies [json] 3.1.1: JSON content is "*/json or */*+json".
