@@ -136,7 +136,7 @@ func checkJSONContentType(ct string) *problem.Problem {
 		return problem.Newf(http.StatusBadRequest, problem.TypeMalformed,
 			"Content-Type %q is not a valid media type: %v", clip(ct), err).WithAttribute("Content-Type")
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
 		return problem.Newf(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMediaType,
 			"charset %q is not supported: CloudEvents JSON must be UTF-8", clip(cs)).WithAttribute("Content-Type")
 	}
@@ -168,7 +168,7 @@ func readBody(r *http.Request, max, limit int64, what string) ([]byte, *problem.
 	lr := io.LimitReader(r.Body, max+1)
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, len(buf))
+			buf = slices.Grow(buf, min(len(buf), int(max+1)-len(buf)))
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -1157,7 +1157,7 @@ func keepText(u *url.URL, s string) url.URL {
 // parseBinary reads one event in binary content mode ([http] 3.1): attributes in
 // ce- headers, data in the body with its own Content-Type.
 func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *problem.Problem) {
-	type header struct{ name, key, value string }
+	type header struct{ name, value string }
 	var (
 		hs          []header
 		headerBytes = len(ct)
@@ -1170,7 +1170,7 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 		name := strings.ToLower(k[3:])
 		hasSpec = hasSpec || name == "specversion"
 		for _, v := range vs {
-			hs = append(hs, header{name, k, v})
+			hs = append(hs, header{name, v})
 			headerBytes += len(k) + len(v)
 		}
 	}

@@ -533,3 +533,26 @@ func BenchmarkSDKUnmarshalBatch(b *testing.B) {
 		}
 	}
 }
+
+func TestParseRequestNestingLimitMatchesEncodingJSON(t *testing.T) {
+	nested := func(depth int) string { return strings.Repeat("[", depth) + strings.Repeat("]", depth) }
+	for _, c := range []struct {
+		name, contentType string
+		body              func(dataDepth int) string
+	}{
+		{"structured", mediaStructured, func(n int) string {
+			return `{"specversion":"1.0","id":"e1","source":"/s","type":"t","data":` + nested(n) + `}`
+		}},
+		{"batch", mediaBatch, func(n int) string {
+			return `[{"specversion":"1.0","id":"e1","source":"/s","type":"t","data":` + nested(n) + `}]`
+		}},
+	} {
+		for _, depth := range []int{maxDepth - 3, maxDepth - 2, maxDepth - 1, maxDepth} {
+			body := c.body(depth)
+			_, p := ParseRequest(newRequest(c.contentType, nil, []byte(body)), DefaultLimits())
+			if accepted, valid := p == nil, json.Valid([]byte(body)); accepted != valid {
+				t.Errorf("%s, data nested %d deep: accepted %v, encoding/json valid %v (%v)", c.name, depth, accepted, valid, p)
+			}
+		}
+	}
+}
