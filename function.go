@@ -18,6 +18,7 @@ import (
 	"function/functions/analytics"
 	"function/functions/ingest"
 	"function/functions/notification"
+	"function/shared/consumer"
 	"function/shared/logging"
 	"function/shared/metrics"
 )
@@ -46,6 +47,7 @@ type Options struct {
 //	POST /                        ingest (or, without ingest, push-mode delivery to notification or analytics)
 //	GET  /v1/stats                analytics
 //	GET  /v1/notifications        notification (and /v1/notifications/stream)
+//	GET  /v1/scaling[/GROUP]      the scaling signal for KEDA's metrics-api scaler (pull mode)
 //	GET  /metrics                 Prometheus
 //	GET  /health/readiness        200 when every selected function is ready
 //	GET  /health/liveness         200 while the process is not wedged
@@ -161,11 +163,31 @@ func (f *Function) StartWith(ctx context.Context, opts Options) error {
 	case len(opts.Functions) == 1 && push != nil:
 		mux.Handle("POST /{$}", push)
 	}
+	if c := f.soleConsumer(); c != nil {
+		// One consumer per process (a Deployment scaled by KEDA): its signal also
+		// answers at the short path the ScaledObject names.
+		mux.HandleFunc("GET /v1/scaling", consumer.ScalingHandler(c))
+	}
 	mux.Handle("GET /metrics", opts.Metrics.Handler())
 	mux.HandleFunc("GET /health/readiness", f.probe(f.Ready))
 	mux.HandleFunc("GET /health/liveness", f.probe(f.Alive))
 	f.mux = mux
 	return nil
+}
+
+// soleConsumer is the pull-mode consumer when exactly one runs in this process.
+func (f *Function) soleConsumer() *consumer.Runner {
+	var rs []*consumer.Runner
+	if f.Notification != nil && f.Notification.Consumer() != nil {
+		rs = append(rs, f.Notification.Consumer())
+	}
+	if f.Analytics != nil && f.Analytics.Consumer() != nil {
+		rs = append(rs, f.Analytics.Consumer())
+	}
+	if len(rs) != 1 {
+		return nil
+	}
+	return rs[0]
 }
 
 // Handle serves HTTP (the Knative function entry point).

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"function/shared/consumer"
+	"function/shared/fault"
 	"function/shared/health"
 	"function/shared/kafka"
 	"function/shared/metrics"
@@ -109,6 +110,7 @@ func (f *Function) startConsumer(ctx context.Context) error {
 		DeadLetters: f.dlq,
 		Logger:      f.log,
 		Metrics:     f.metrics,
+		Scaling:     &f.cfg.Config,
 	})
 	if err != nil {
 		_ = f.dlq.Close()
@@ -174,11 +176,15 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	if err := e.Validate(); err != nil {
 		return nil, consumer.Poison(fmt.Errorf("invalid event: %w", err))
 	}
-	res, err := f.store.Apply(ctx, f.cfg.Consumer.Group, "", -1, 0, []store.Fact{fact(&e, -1)})
+	fc := fact(&e, -1)
+	if fc.Time.IsZero() {
+		fc.Time = time.Now()
+	}
+	res, err := f.store.Apply(ctx, f.cfg.Consumer.Group, "", -1, 0, []store.Fact{fc})
 	if err != nil {
 		return nil, consumer.Transient(err)
 	}
-	f.observe(res, []store.Fact{fact(&e, -1)})
+	f.observe(res, []store.Fact{fc})
 	return nil, nil
 }
 
@@ -198,13 +204,18 @@ func (f *Function) HandleBatch(ctx context.Context, b consumer.Batch) error {
 			}
 			continue
 		}
-		facts = append(facts, fact(e, r.Offset))
+		fc := fact(e, r.Offset)
+		if fc.Time.IsZero() {
+			fc.Time = r.Timestamp // no time attribute: count it when Kafka got it
+		}
+		facts = append(facts, fc)
 	}
 	next := b.Records[len(b.Records)-1].Offset + 1
 	res, err := f.store.Apply(ctx, f.cfg.Consumer.Group, topicID, b.Partition, next, facts)
 	if err != nil {
 		return consumer.Transient(err)
 	}
+	fault.Point(fault.AnalyticsAfterApply)
 	f.observe(res, facts)
 	f.log.Debug("batch applied", "topic", b.Topic, "partition", b.Partition, "first_offset", b.Records[0].Offset,
 		"next_offset", next, "applied", res.Applied, "duplicates", res.Duplicates, "replayed", res.Replayed)

@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"function/shared/config"
+	"function/shared/scaling"
 )
 
 // Config is the analytics function's configuration, from the environment.
 type Config struct {
 	config.Kafka
 	config.Redis
+	scaling.Config
 	// Consumer is loaded under the ANALYTICS_ prefix over ConsumerDefaults.
 	Consumer config.Consumer `ignored:"true"`
 
@@ -40,6 +42,7 @@ func (c Config) Validate() error {
 	return errors.Join(
 		c.Kafka.Validate(),
 		c.Consumer.Validate(),
+		c.Config.Validate(),
 		config.OneOf("ANALYTICS_MODE", c.Mode, "pull", "push"),
 	)
 }

@@ -12,8 +12,12 @@ import (
 	"function/shared/problem"
 )
 
-// Routes registers the analytics read API on mux: GET /v1/stats.
+// Routes registers the analytics read API on mux: GET /v1/stats, and in pull mode
+// GET /v1/scaling/GROUP (the scaling signal for KEDA).
 func (f *Function) Routes(mux *http.ServeMux) {
+	if f.runner != nil {
+		mux.HandleFunc("GET /v1/scaling/"+f.runner.Group(), consumer.ScalingHandler(f.runner))
+	}
 	mux.HandleFunc("GET /v1/stats", f.stats)
 }
 

@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"function/shared/config"
+	"function/shared/scaling"
 )
 
 // Config is the notification function's configuration, from the environment.
 type Config struct {
 	config.Kafka
 	config.Redis
+	scaling.Config
 	// Consumer is loaded under the NOTIFICATION_ prefix over ConsumerDefaults.
 	Consumer config.Consumer `ignored:"true"`
 
@@ -43,6 +45,7 @@ func (c Config) Validate() error {
 	return errors.Join(
 		c.Kafka.Validate(),
 		c.Consumer.Validate(),
+		c.Config.Validate(),
 		config.OneOf("NOTIFICATION_MODE", c.Mode, "pull", "push"),
 		config.Positive("NOTIFICATION_STREAM_MAXLEN", c.StreamMaxLen),
 	)

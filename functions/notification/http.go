@@ -25,7 +25,11 @@ const (
 //
 //	GET /v1/notifications?channel=C&limit=N   newest first, with the channel's all-time total
 //	GET /v1/notifications/stream?channel=C    Server-Sent Events, one per new notification
+//	GET /v1/scaling/GROUP                     the scaling signal for KEDA (pull mode)
 func (f *Function) Routes(mux *http.ServeMux) {
+	if f.runner != nil {
+		mux.HandleFunc("GET /v1/scaling/"+f.runner.Group(), consumer.ScalingHandler(f.runner))
+	}
 	mux.HandleFunc("GET /v1/notifications", f.list)
 	mux.HandleFunc("GET /v1/notifications/stream", f.stream)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"function/shared/consumer"
+	"function/shared/fault"
 	"function/shared/health"
 	"function/shared/kafka"
 	"function/shared/metrics"
@@ -107,6 +108,7 @@ func (f *Function) startConsumer(ctx context.Context) error {
 		DeadLetters: f.dlq,
 		Logger:      f.log,
 		Metrics:     f.metrics,
+		Scaling:     &f.cfg.Config,
 	})
 	if err != nil {
 		_ = f.dlq.Close()
@@ -170,7 +172,7 @@ func (f *Function) Store() *store.Notifications { return f.store }
 // response event.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	key, _ := e.Extensions()["partitionkey"].(string)
-	_, err := f.process(ctx, &e, key)
+	_, err := f.process(ctx, &e, key, time.Time{})
 	return nil, err
 }
 
@@ -180,7 +182,7 @@ func (f *Function) HandleRecord(ctx context.Context, r *sarama.ConsumerMessage) 
 	if err != nil {
 		return consumer.Poison(err)
 	}
-	stored, err := f.process(ctx, e, string(r.Key))
+	stored, err := f.process(ctx, e, string(r.Key), r.Timestamp)
 	if err != nil {
 		return err
 	}
@@ -193,8 +195,9 @@ func (f *Function) HandleRecord(ctx context.Context, r *sarama.ConsumerMessage) 
 var errInvalid = errors.New("invalid event")
 
 // process renders and stores the notification of e. It reports whether a
-// notification was stored (false: the event was seen before).
-func (f *Function) process(ctx context.Context, e *event.Event, key string) (bool, error) {
+// notification was stored (false: the event was seen before). The end-to-end
+// latency runs from the event's time, else from received (the record's timestamp).
+func (f *Function) process(ctx context.Context, e *event.Event, key string, received time.Time) (bool, error) {
 	if err := e.Validate(); err != nil {
 		return false, consumer.Poison(fmt.Errorf("%w: %v", errInvalid, err))
 	}
@@ -203,13 +206,18 @@ func (f *Function) process(ctx context.Context, e *event.Event, key string) (boo
 	if err != nil {
 		return false, consumer.Transient(err)
 	}
+	fault.Point(fault.NotificationAfterPut)
 	group := f.cfg.Consumer.Group
 	if !stored {
 		f.metrics.Duplicates.WithLabelValues(group).Inc()
 		return false, nil
 	}
-	if !e.Time().IsZero() {
-		f.metrics.EndToEndLatency.WithLabelValues(group).Observe(time.Since(e.Time()).Seconds())
+	start := e.Time()
+	if start.IsZero() {
+		start = received
+	}
+	if !start.IsZero() {
+		f.metrics.EndToEndLatency.WithLabelValues(group).Observe(time.Since(start).Seconds())
 	}
 	return true, nil
 }

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"function/shared/problem"
+	"function/shared/scaling"
 )
 
 // PushHandler serves push-mode delivery: a Knative KafkaSource POSTs each record as a
@@ -42,4 +44,29 @@ func PushHandler(handle func(ctx context.Context, e *event.Event) error) http.Ha
 			problem.Write(w, problem.New(http.StatusInternalServerError, problem.TypeUnavailable, err.Error()))
 		}
 	})
+}
+
+// scalingResponse is the body of GET /v1/scaling: the estimator's signal, flattened,
+// with the group it is for. KEDA's metrics-api scaler reads `metric_value` (or
+// `recommended_replicas`) with targetValue "1".
+type scalingResponse struct {
+	Group string `json:"group"`
+	scaling.Signal
+	RecommendedReplicas int `json:"recommended_replicas"`
+}
+
+// ScalingHandler serves the runner's scaling signal as JSON (503 before the first
+// sample, so KEDA keeps its last value instead of reading a zero).
+func ScalingHandler(r *Runner) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		s := r.Signal()
+		if s.At.IsZero() {
+			p := problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "no lag sample yet")
+			p.RetryAfter = 5 * time.Second
+			problem.Write(w, p)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(scalingResponse{Group: r.Group(), Signal: s, RecommendedReplicas: s.Recommended})
+	}
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/IBM/sarama"
 
 	"function/shared/config"
+	"function/shared/fault"
 	"function/shared/lag"
 	"function/shared/metrics"
+	"function/shared/scaling"
 )
 
 // RecordHandler handles one record. It must be idempotent: after a crash or a
@@ -66,6 +68,9 @@ type Options struct {
 	DeadLetters DeadLetterSink
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
+	// Scaling, when set, feeds the lag samples to a scaling.Estimator whose
+	// recommendation Signal returns (the /v1/scaling endpoint for KEDA).
+	Scaling *scaling.Config
 }
 
 // Runner consumes with a sarama consumer group until its context ends.
@@ -79,6 +84,10 @@ type Runner struct {
 	mu         sync.Mutex
 	assignment map[string][]int32
 	sessions   atomic.Int64
+
+	scaleMu   sync.Mutex
+	estimator *scaling.Estimator
+	signal    scaling.Signal
 }
 
 // New connects to Kafka and prepares the group; Run starts consuming.
@@ -101,12 +110,20 @@ func New(opts Options) (*Runner, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("consumer %s: group: %w", opts.Settings.Group, err)
 	}
-	return &Runner{
+	r := &Runner{
 		opts:   opts,
 		client: client,
 		group:  group,
 		log:    opts.Logger.With("group", opts.Settings.Group),
-	}, nil
+	}
+	if opts.Scaling != nil {
+		if r.estimator, err = scaling.NewEstimator(*opts.Scaling); err != nil {
+			_ = group.Close()
+			_ = client.Close()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Client is the runner's sarama client (for offsets and metadata).
@@ -138,7 +155,7 @@ func (r *Runner) Assignment() map[string][]int32 {
 // commits what was handled and leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	go r.logErrors()
-	if r.opts.Metrics != nil {
+	if r.opts.Metrics != nil || r.estimator != nil {
 		go r.reportLag(ctx, 5*time.Second)
 	}
 	defer func() {
@@ -179,18 +196,14 @@ func (r *Runner) Lag() (map[string][]lag.Partition, error) {
 	return out, nil
 }
 
-// reportLag exports the group's lag and the topics' partition counts every interval.
+// reportLag exports the group's lag and the topics' partition counts every interval
+// and feeds the scaling estimator.
 func (r *Runner) reportLag(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if byTopic, err := r.Lag(); err == nil {
-			for topic, ps := range byTopic {
-				r.opts.Metrics.TopicPartitions.WithLabelValues(topic).Set(float64(len(ps)))
-				for _, p := range ps {
-					r.opts.Metrics.ConsumerLag.WithLabelValues(r.opts.Settings.Group, topic, PartitionLabel(p.Partition)).Set(float64(p.Lag))
-				}
-			}
+			r.record(byTopic)
 		} else if ctx.Err() == nil {
 			r.log.Debug("lag not available", "err", err)
 		}
@@ -200,6 +213,58 @@ func (r *Runner) reportLag(ctx context.Context, every time.Duration) {
 			return
 		}
 	}
+}
+
+func (r *Runner) record(byTopic map[string][]lag.Partition) {
+	sample := scaling.Sample{At: time.Now()}
+	for topic, ps := range byTopic {
+		if m := r.opts.Metrics; m != nil {
+			m.TopicPartitions.WithLabelValues(topic).Set(float64(len(ps)))
+			for _, p := range ps {
+				m.ConsumerLag.WithLabelValues(r.opts.Settings.Group, topic, PartitionLabel(p.Partition)).Set(float64(p.Lag))
+			}
+		}
+		for _, p := range ps {
+			sample.Lag += p.Lag
+			sample.Produced += p.HighWaterMark
+			sample.Consumed += p.HighWaterMark - p.Lag
+		}
+		sample.Partitions += len(ps)
+	}
+	if r.estimator == nil {
+		return
+	}
+	sample.Replicas = r.members()
+	r.scaleMu.Lock()
+	defer r.scaleMu.Unlock()
+	r.estimator.Observe(sample)
+	replicas := sample.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	r.signal = r.estimator.Signal(replicas)
+}
+
+// members counts the group's members (the consumers KEDA scales), 0 when unknown.
+func (r *Runner) members() int {
+	admin, err := sarama.NewClusterAdminFromClient(r.client)
+	if err != nil {
+		return 0
+	}
+	// Closing an admin made from a client would close the client: leave it.
+	groups, err := admin.DescribeConsumerGroups([]string{r.opts.Settings.Group})
+	if err != nil || len(groups) == 0 {
+		return 0
+	}
+	return len(groups[0].Members)
+}
+
+// Signal is the latest scaling recommendation (zero until the first sample, or
+// when scaling is not configured).
+func (r *Runner) Signal() scaling.Signal {
+	r.scaleMu.Lock()
+	defer r.scaleMu.Unlock()
+	return r.signal
 }
 
 func (r *Runner) logErrors() {
@@ -292,6 +357,7 @@ func (h *groupHandler) commitLoop(sess sarama.ConsumerGroupSession) {
 	for {
 		select {
 		case <-t.C:
+			fault.Point(fault.ConsumerBeforeCommit)
 			sess.Commit()
 		case <-h.stopCommit:
 			return
@@ -328,6 +394,7 @@ func (r *Runner) consumeRecords(sess sarama.ConsumerGroupSession, claim sarama.C
 			if !r.handleWithRetry(ctx, msg) {
 				return nil // revoked or shutting down: the record stays unmarked
 			}
+			fault.Point(fault.ConsumerAfterHandle)
 			sess.MarkMessage(msg, "")
 			r.observe(msg.Topic, 1, time.Since(start))
 		case <-ctx.Done():
@@ -431,6 +498,7 @@ func (r *Runner) consumeBatches(sess sarama.ConsumerGroupSession, claim sarama.C
 		if !r.retry(ctx, func(ctx context.Context) error { return r.opts.Batch.HandleBatch(ctx, b) }, batch) {
 			return nil
 		}
+		fault.Point(fault.ConsumerAfterHandle)
 		sess.MarkMessage(batch[len(batch)-1], "")
 		r.observe(claim.Topic(), len(batch), time.Since(start))
 		if !open {

@@ -34,6 +34,7 @@ import (
 	"function/shared/lag"
 	"function/shared/logging"
 	"function/shared/metrics"
+	"function/shared/scaling"
 	"function/shared/store"
 	"function/test/itest"
 )
@@ -114,9 +115,9 @@ func Options(t testing.TB, name string, brokers []string, rc config.Redis) funct
 	prefix := name + ":"
 	in := ingest.Config{Kafka: k, PartitionKeyAttribute: "subject", MaxBodyBytes: 16 << 20, MaxBatchEvents: 5000, MaxEventBytes: 900 << 10,
 		Producer: config.Producer{BatchSize: 1000, BatchTimeoutMS: 5, MaxBuffered: 20000, AckTimeoutMS: 15000}}
-	nc := notification.Config{Kafka: k, Redis: rc, Consumer: notification.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, StreamMaxLen: 10000, DedupWindow: 168 * time.Hour}
+	nc := notification.Config{Kafka: k, Redis: rc, Config: scaling.DefaultConfig(), Consumer: notification.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, StreamMaxLen: 10000, DedupWindow: 168 * time.Hour}
 	nc.Consumer.Group = name + "-notifications"
-	ac := analytics.Config{Kafka: k, Redis: rc, Consumer: analytics.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, DedupWindow: 168 * time.Hour}
+	ac := analytics.Config{Kafka: k, Redis: rc, Config: scaling.DefaultConfig(), Consumer: analytics.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, DedupWindow: 168 * time.Hour}
 	ac.Consumer.Group = name + "-analytics"
 	for _, v := range []interface{ Validate() error }{in, nc, ac} {
 		if err := v.Validate(); err != nil {
