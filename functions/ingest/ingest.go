@@ -31,6 +31,7 @@ type Function struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	pub     *kafka.Publisher
+	txn     txnRoute // TRANSACTIONAL_TYPES, see txn.go
 	watcher *health.Watcher
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -68,6 +69,10 @@ func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	if err := f.startTxn(cfg, base); err != nil {
+		_ = f.pub.Close(ctx)
+		return err
+	}
 	m.SetBuffered(func() float64 { return float64(f.pub.Buffered()) })
 	if n, err := f.pub.RefreshPartitions(cfg.Topic); err == nil {
 		m.TopicPartitions.WithLabelValues(cfg.Topic).Set(float64(n))
@@ -101,7 +106,7 @@ func (f *Function) Stop(ctx context.Context) error {
 	}
 	var err error
 	f.stop.Do(func() {
-		err = f.pub.Close(ctx)
+		err = errors.Join(f.pub.Close(ctx), f.closeTxn(ctx))
 		f.cancel()
 		f.wg.Wait()
 	})
@@ -141,7 +146,7 @@ func (f *Function) Publish(ctx context.Context, events []event.Event) error {
 		}
 		msgs[i] = m
 	}
-	return f.pub.Publish(ctx, msgs)
+	return f.publish(ctx, events, msgs)
 }
 
 // PartitionKey is the key e is published under, so related events share a partition

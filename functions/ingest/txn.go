@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"function/shared/kafka"
+)
+
+// txnRoute sends the event types listed in TRANSACTIONAL_TYPES through a
+// transactional publisher; every other type goes through the batching Publisher.
+// The zero value routes everything to the Publisher.
+type txnRoute struct {
+	pub   *kafka.TxnPublisher
+	types map[string]bool
+}
+
+// startTxn starts the transactional publisher when TRANSACTIONAL_TYPES lists types.
+func (f *Function) startTxn(cfg Config, base *sarama.Config) error {
+	if len(cfg.TransactionalTypes) == 0 {
+		return nil
+	}
+	types := make(map[string]bool, len(cfg.TransactionalTypes))
+	for _, t := range cfg.TransactionalTypes {
+		types[strings.TrimSpace(t)] = true
+	}
+	id := kafka.TransactionalID(cfg.Kafka, cfg.Producer)
+	p, err := kafka.NewTxnPublisher(cfg.Brokers, kafka.TxnProducerConfig(base, cfg.Producer, id), kafka.TxnOptions{
+		Window:      cfg.BatchTimeout(),
+		MaxRecords:  cfg.BatchSize,
+		MaxBuffered: cfg.MaxBuffered,
+		AckTimeout:  cfg.AckTimeout(),
+		OnAck:       f.onAck,
+		Logger:      f.log,
+	})
+	if err != nil {
+		return fmt.Errorf("TRANSACTIONAL_TYPES=%s (transactional.id %s): %w", strings.Join(cfg.TransactionalTypes, ","), id, err)
+	}
+	f.txn = txnRoute{pub: p, types: types}
+	return nil
+}
+
+// publish sends msgs, where msgs[i] encodes events[i]: the transactional types in a
+// Kafka transaction, the others through the batching publisher, both at once. It
+// returns when both paths have answered, with every error, so the request is
+// acknowledged only when all its events are durable (and committed).
+//
+// Per-key order holds within each path; an event of a transactional type and one of
+// another type under the same key may land in either order.
+func (f *Function) publish(ctx context.Context, events []event.Event, msgs []*sarama.ProducerMessage) error {
+	if f.txn.pub == nil {
+		return f.pub.Publish(ctx, msgs)
+	}
+	var plain, critical []*sarama.ProducerMessage
+	for i := range events {
+		if f.txn.types[events[i].Type()] {
+			critical = append(critical, msgs[i])
+		} else {
+			plain = append(plain, msgs[i])
+		}
+	}
+	switch {
+	case len(critical) == 0:
+		return f.pub.Publish(ctx, plain)
+	case len(plain) == 0:
+		return f.txn.pub.Publish(ctx, critical)
+	}
+	txnErr := make(chan error, 1)
+	go func() { txnErr <- f.txn.pub.Publish(ctx, critical) }()
+	err := f.pub.Publish(ctx, plain)
+	return errors.Join(err, <-txnErr)
+}
+
+// closeTxn finishes the transactions already accepted and closes the producer.
+func (f *Function) closeTxn(ctx context.Context) error {
+	if f.txn.pub == nil {
+		return nil
+	}
+	return f.txn.pub.Close(ctx)
+}
