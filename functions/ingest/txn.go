@@ -83,3 +83,12 @@ func (f *Function) closeTxn(ctx context.Context) error {
 	}
 	return f.txn.pub.Close(ctx)
 }
+
+// TxnStats counts the transactions of the transactional publisher (zero when
+// TRANSACTIONAL_TYPES is empty).
+func (f *Function) TxnStats() kafka.TxnStats {
+	if f.txn.pub == nil {
+		return kafka.TxnStats{}
+	}
+	return f.txn.pub.Stats()
+}

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"function/shared/config"
 	"function/shared/embedded"
@@ -307,5 +310,35 @@ func TestTxnPublisherReinitialisesWhenFenced(t *testing.T) {
 	got := readValues(t, bs, topic, sarama.ReadCommitted)
 	if fmt.Sprint(got) != "[before after]" {
 		t.Errorf("read_committed sees %v, want [before after]", got)
+	}
+}
+
+// TestTxnPublisherFailsCallersWhenCommitFails makes the coordinator refuse EndTxn
+// once (INVALID_TXN_STATE, fatal for sarama). Callers are answered only after the
+// commit, so they must get an error, nothing of theirs may become visible, and the
+// next transaction must commit on a re-initialised producer. Fault injection needs
+// the embedded broker, so this test always runs on it.
+func TestTxnPublisherFailsCallersWhenCommitFails(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	bs := cluster.ListenAddrs()
+	topic := newTopic(t, bs, 1, nil)
+	p := newTxnPublisher(t, bs, itest.UniqueName(t, "tx"), kafka.TxnOptions{})
+
+	cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.InvalidTxnState, Count: 1})
+	if err := p.Publish(context.Background(), []*sarama.ProducerMessage{msg(topic, "k", "lost")}); !errors.Is(err, kafka.ErrTxnAborted) {
+		t.Fatalf("publish whose commit failed: err = %v, want ErrTxnAborted", err)
+	}
+	if err := p.Publish(context.Background(), []*sarama.ProducerMessage{msg(topic, "k", "kept")}); err != nil {
+		t.Fatalf("publish after the failed commit: %v", err)
+	}
+	if st := p.Stats(); st.Resets != 1 || st.Commits != 1 {
+		t.Errorf("stats %+v, want 1 reset and 1 commit", st)
+	}
+	if got := readValues(t, bs, topic, sarama.ReadCommitted); fmt.Sprint(got) != "[kept]" {
+		t.Errorf("read_committed sees %v, want [kept]", got)
 	}
 }
