@@ -8,6 +8,7 @@ package lag
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -65,13 +66,31 @@ func Compute(partition int32, highWater, logStart, committed int64) Partition {
 }
 
 // Committed fetches group's committed offsets on topic's partitions (-1 where none).
+//
+// A coordinator that moved, or is still loading the offsets topic, is looked up again
+// a few times before the error is returned.
 func Committed(client sarama.Client, group, topic string, partitions []int32) (map[int32]int64, error) {
-	coord, err := client.Coordinator(group)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator of %s: %w", group, err)
+	var resp *sarama.OffsetFetchResponse
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			_ = client.RefreshCoordinator(group)
+		}
+		var coord *sarama.Broker
+		if coord, err = client.Coordinator(group); err != nil {
+			continue
+		}
+		req := sarama.NewOffsetFetchRequest(client.Config().Version, group, map[string][]int32{topic: partitions})
+		if resp, err = coord.FetchOffset(req); err != nil {
+			continue
+		}
+		if kerr := resp.Err; kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConsumerCoordinatorNotAvailable {
+			err = kerr
+			continue
+		}
+		break
 	}
-	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, map[string][]int32{topic: partitions})
-	resp, err := coord.FetchOffset(req)
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
 	}
