@@ -121,6 +121,7 @@ func TestLagMatchesKafkaConsumerGroups(t *testing.T) {
 	pc.Producer.Partitioner = sarama.NewManualPartitioner
 	pc.Producer.Return.Successes = true
 	pc.Producer.Flush.Messages = 500
+	pc.Producer.Flush.Frequency = 10 * time.Millisecond // or a partial last batch would wait forever
 	prod, err := sarama.NewSyncProducerFromClient(mustClient(t, k.Brokers, &pc))
 	if err != nil {
 		t.Fatal(err)
