@@ -144,16 +144,25 @@ func (f handlerFunc) HandleRecord(ctx context.Context, r *sarama.ConsumerMessage
 type calls struct {
 	mu sync.Mutex
 	at map[string][]time.Time
+	ts map[string]time.Time // the record's timestamp
 }
 
-func (c *calls) add(id string) int {
+func (c *calls) add(r *sarama.ConsumerMessage) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.at == nil {
-		c.at = map[string][]time.Time{}
+		c.at, c.ts = map[string][]time.Time{}, map[string]time.Time{}
 	}
+	id := header(r, "ce_id")
 	c.at[id] = append(c.at[id], time.Now())
+	c.ts[id] = r.Timestamp
 	return len(c.at[id])
+}
+
+func (c *calls) timestamp(id string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ts[id]
 }
 
 func (c *calls) get(id string) []time.Time {
@@ -260,9 +269,8 @@ func TestRunnerRetryPolicy(t *testing.T) {
 
 			var seen calls
 			h := handlerFunc(func(_ context.Context, r *sarama.ConsumerMessage) error {
-				id := header(r, "ce_id")
-				n := seen.add(id)
-				if id == "first" {
+				n := seen.add(r)
+				if header(r, "ce_id") == "first" {
 					return tc.fail(n)
 				}
 				return nil
@@ -302,6 +310,7 @@ func TestRunnerRetryPolicy(t *testing.T) {
 			d := readTopic(t, bs, dlqTopic, 1)[0]
 			checkDeadLetter(t, d, first, deadLetterWant{
 				err: tc.wantDLQ, attempts: tc.wantAttempts, topic: topic, partition: 0, offset: 0, group: group,
+				timestamp: seen.timestamp("first"),
 			})
 		})
 	}
@@ -314,6 +323,7 @@ type deadLetterWant struct {
 	partition int32
 	offset    int64
 	group     string
+	timestamp time.Time // the original record's
 }
 
 // checkDeadLetter checks that d is orig, unchanged, with the tide_dlq_* headers of w.
@@ -335,6 +345,9 @@ func checkDeadLetter(t *testing.T, d *sarama.ConsumerMessage, orig *sarama.Produ
 	}
 	if _, err := time.Parse(time.RFC3339Nano, header(d, kafka.HeaderDLQTime)); err != nil {
 		t.Errorf("header %s: %v", kafka.HeaderDLQTime, err)
+	}
+	if !d.Timestamp.Equal(w.timestamp) {
+		t.Errorf("dead letter timestamp %s, want the original record's %s", d.Timestamp, w.timestamp)
 	}
 	key, _ := orig.Key.Encode()
 	value, _ := orig.Value.Encode()
@@ -375,9 +388,13 @@ func TestBatchRunnerSetsPoisonAside(t *testing.T) {
 
 	var mu sync.Mutex
 	applied := map[string]int{}
+	var badTime time.Time
 	h := batchFunc(func(ctx context.Context, b consumer.Batch) error {
 		for _, r := range b.Records {
 			if header(r, "ce_id") == "bad" {
+				mu.Lock()
+				badTime = r.Timestamp
+				mu.Unlock()
 				if err := b.DeadLetter(ctx, r, consumer.Poison(errors.New("bad aggregate"))); err != nil {
 					return consumer.Transient(err)
 				}
@@ -408,7 +425,10 @@ func TestBatchRunnerSetsPoisonAside(t *testing.T) {
 	}
 	mu.Unlock()
 	d := readTopic(t, bs, dlqTopic, 1)[0]
-	checkDeadLetter(t, d, msgs[1], deadLetterWant{err: "poison: bad aggregate", attempts: 1, topic: topic, partition: 0, offset: 1, group: group})
+	mu.Lock()
+	want := deadLetterWant{err: "poison: bad aggregate", attempts: 1, topic: topic, partition: 0, offset: 1, group: group, timestamp: badTime}
+	mu.Unlock()
+	checkDeadLetter(t, d, msgs[1], want)
 }
 
 func errorIf(cond bool, err error) error {

@@ -64,7 +64,9 @@ func (d *DeadLetters) DeadLetter(_ context.Context, group string, r *sarama.Cons
 		sarama.RecordHeader{Key: []byte(HeaderDLQGroup), Value: []byte(group)},
 		sarama.RecordHeader{Key: []byte(HeaderDLQTime), Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
 	)
-	msg := &sarama.ProducerMessage{Topic: d.topic, Headers: headers, Value: sarama.ByteEncoder(r.Value)}
+	// The original timestamp is kept (tide_dlq_time says when it was set aside), so a
+	// re-driven record is bucketed by analytics where it would have been.
+	msg := &sarama.ProducerMessage{Topic: d.topic, Headers: headers, Value: sarama.ByteEncoder(r.Value), Timestamp: r.Timestamp}
 	if r.Key != nil {
 		msg.Key = sarama.ByteEncoder(r.Key)
 	}

@@ -6,5 +6,7 @@
 //
 // Files by concern: config.go (sarama.Config builders), admin.go (topics, partitions,
 // topic IDs), binding.go (CloudEvent <-> record), publisher.go (batching,
-// acknowledged publishing).
+// acknowledged publishing), txn.go (the transactional publisher for
+// TRANSACTIONAL_TYPES), deadletter.go (writing dead letters), dlq.go (reading and
+// re-driving them, for `tide dlq`).
 package kafka
