@@ -14,6 +14,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"function/functions/analytics"
 	"function/functions/ingest"
@@ -21,6 +24,7 @@ import (
 	"function/shared/consumer"
 	"function/shared/logging"
 	"function/shared/metrics"
+	"function/shared/problem"
 )
 
 // Names of the functions TIDE_FUNCTION selects.
@@ -59,6 +63,13 @@ type Function struct {
 	parts        []prober // the started functions
 	mux          *http.ServeMux
 	log          *slog.Logger
+
+	// func-go's runtime calls Start in a goroutine while it already serves requests
+	// and probes, and may call Stop before Start returns (a SIGTERM during start-up):
+	// mu makes Stop wait for a start in progress, and started tells Handle, Ready and
+	// Alive, without waiting, whether the fields above are set.
+	mu      sync.Mutex
+	started atomic.Bool
 }
 
 // New returns an unstarted function (the Knative function constructor).
@@ -119,6 +130,8 @@ func parseFunctions(which string) ([]string, error) {
 
 // StartWith starts the functions of opts. On error, whatever started is stopped.
 func (f *Function) StartWith(ctx context.Context, opts Options) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -152,7 +165,7 @@ func (f *Function) StartWith(ctx context.Context, opts Options) error {
 			}
 		}
 		if err != nil {
-			_ = f.Stop(context.WithoutCancel(ctx))
+			_ = f.stop(context.WithoutCancel(ctx))
 			return fmt.Errorf("start %s: %w", n, err)
 		}
 	}
@@ -172,6 +185,7 @@ func (f *Function) StartWith(ctx context.Context, opts Options) error {
 	mux.HandleFunc("GET /health/readiness", f.probe(f.Ready))
 	mux.HandleFunc("GET /health/liveness", f.probe(f.Alive))
 	f.mux = mux
+	f.started.Store(true)
 	return nil
 }
 
@@ -192,6 +206,14 @@ func (f *Function) soleConsumer() *consumer.Runner {
 
 // Handle serves HTTP (the Knative function entry point).
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if !f.started.Load() {
+		// Before Start finished (or after Stop): a retryable answer, so a
+		// KafkaSource redelivers and a client retries.
+		p := problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable, "starting up")
+		p.RetryAfter = time.Second
+		problem.Write(w, p)
+		return
+	}
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	f.mux.ServeHTTP(rec, r)
 	f.metrics.HTTPRequests.WithLabelValues(f.name(), fmt.Sprint(rec.code)).Inc()
@@ -217,6 +239,13 @@ func (f *Function) name() string {
 // Stop stops the functions: ingest first (it drains accepted events into Kafka), then
 // the consumers (they commit what they handled).
 func (f *Function) Stop(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started.Store(false)
+	return f.stop(ctx)
+}
+
+func (f *Function) stop(ctx context.Context) error {
 	var errs []error
 	if f.Ingest != nil {
 		errs = append(errs, f.Ingest.Stop(ctx))
@@ -246,11 +275,17 @@ func (f *Function) each(fn func(p prober) (bool, error)) (bool, error) {
 
 // Ready reports whether every selected function is ready.
 func (f *Function) Ready(ctx context.Context) (bool, error) {
+	if !f.started.Load() {
+		return false, nil
+	}
 	return f.each(func(p prober) (bool, error) { return p.Ready(ctx) })
 }
 
 // Alive reports whether every selected function is alive.
 func (f *Function) Alive(ctx context.Context) (bool, error) {
+	if !f.started.Load() {
+		return true, nil // starting is not wedged: a liveness failure would restart the pod
+	}
 	return f.each(func(p prober) (bool, error) { return p.Alive(ctx) })
 }
 
