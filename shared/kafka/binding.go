@@ -19,6 +19,11 @@ var ErrNotCloudEvent = errors.New("record is not a CloudEvent")
 // binary mode: attributes as ce_ headers, data as the value, datacontenttype as the
 // content-type header, and key as the record key (the binding's partitionkey mapping
 // is overridden by the key tide chose, which equals it when the extension is set).
+//
+// When e has no partitionkey extension, the record also carries key as its
+// ce_partitionkey header: the binding's name for the key, and the only way the key
+// reaches a push-mode consumer, since a KafkaSource forwards the CloudEvent in the
+// record (its headers), not the record key.
 func EncodeRecord(ctx context.Context, topic string, e *event.Event, key string) (*sarama.ProducerMessage, error) {
 	m := &sarama.ProducerMessage{Topic: topic}
 	if err := kafka_sarama.WriteProducerMessage(binding.WithForceBinary(ctx), (*binding.EventMessage)(e), m); err != nil {
@@ -26,9 +31,16 @@ func EncodeRecord(ctx context.Context, topic string, e *event.Event, key string)
 	}
 	if key != "" {
 		m.Key = sarama.StringEncoder(key)
+		if _, ok := e.Extensions()[partitionKeyExtension]; !ok {
+			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte("ce_" + partitionKeyExtension), Value: []byte(key)})
+		}
 	}
 	return m, nil
 }
+
+// partitionKeyExtension is the CloudEvents extension the Kafka binding maps to the
+// record key.
+const partitionKeyExtension = "partitionkey"
 
 // DecodeRecord reads the CloudEvent a record carries, in binary or structured mode
 // (a record produced by any CloudEvents-aware client, kcat included).
