@@ -41,3 +41,59 @@ build:
 
 clean:
 	rm -rf bin
+
+## --- Deploying on Knative (README: "Deploying on Knative"). Written for a cluster; CI runs none of it.
+## manifests: render knative/ (MODE=push) or knative/overlays/pull (MODE=pull) with the images
+##   set, to stdout or to MANIFESTS=file. image / image-cli: build and push the function image
+##   (func build) and the tide CLI image for the partition manager (ko). deploy: kubectl apply -k.
+REGISTRY   ?= registry.example.com
+TAG        ?= latest
+IMAGE      ?= $(REGISTRY)/tide:$(TAG)
+CLI_IMAGE  ?= $(REGISTRY)/tide-cli:$(TAG)
+MODE       ?= push
+MANIFESTS  ?=
+# An env file of credentials (the keys of knative/base/secrets.env), kept outside git.
+SECRETS_ENV ?=
+FUNC       ?= func
+KO         ?= ko
+KUBECTL    ?= kubectl
+# The same kustomize the tests render with (knative/render_test.go), run from the module proxy.
+KUSTOMIZE  ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
+
+KNATIVE_DIR = knative$(if $(filter pull,$(MODE)),/overlays/pull,)
+
+.PHONY: manifests image image-cli deploy
+
+# knative-tree copies knative/ to a temporary directory ($$tmp, removed on exit) and
+# sets the images (and the credentials) there, so the repository keeps its placeholders.
+define knative-tree
+	case "$(MODE)" in push|pull) ;; *) echo "MODE must be push or pull, not $(MODE)" >&2; exit 2;; esac; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cp -R knative "$$tmp/"; \
+	if [ -n "$(SECRETS_ENV)" ]; then cp "$(SECRETS_ENV)" "$$tmp/knative/base/secrets.env"; fi; \
+	(cd "$$tmp/$(KNATIVE_DIR)" && $(KUSTOMIZE) edit set image tide=$(IMAGE) tide-cli=$(CLI_IMAGE))
+endef
+
+manifests:
+	@set -e; $(knative-tree); \
+	if [ -n "$(MANIFESTS)" ]; then $(KUSTOMIZE) build "$$tmp/$(KNATIVE_DIR)" > "$(MANIFESTS)"; echo "wrote $(MANIFESTS)" >&2; \
+	else $(KUSTOMIZE) build "$$tmp/$(KNATIVE_DIR)"; fi
+
+image:
+	$(FUNC) build --image $(IMAGE) --push
+
+image-cli:
+	KO_DOCKER_REPO=$(REGISTRY)/tide-cli $(KO) build --bare --tags $(TAG) ./cmd/tide
+
+deploy:
+	@set -e; $(knative-tree); \
+	$(KUBECTL) apply -k "$$tmp/$(KNATIVE_DIR)"
+
+## test-idempotence: restart, then kill, a private Kafka (its own TIDE_STATE_DIR) while the
+## idempotent producer publishes, and read the topic back: no record may be there twice, and
+## the producer must work again once the broker is back. About two minutes; not part of `make test`.
+.PHONY: test-idempotence
+test-idempotence:
+	@set -e; export TIDE_STATE_DIR=$${TMPDIR:-/tmp}/tide-infra-idempotence-$$$$; \
+	trap 'test/infra/kafka.sh stop >/dev/null 2>&1 || true; rm -rf "$$TIDE_STATE_DIR"' EXIT; \
+	export $$(test/infra/kafka.sh start); \
+	TIDE_KAFKA_RESTART=1 $(GO) test -race -count=1 -v -timeout 10m ./test/idempotence/
