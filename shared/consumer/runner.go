@@ -368,8 +368,10 @@ func (h *groupHandler) commitLoop(sess sarama.ConsumerGroupSession) {
 // Cleanup runs when the partitions are revoked (rebalance) or on shutdown, after every
 // ConsumeClaim returned: it commits everything marked.
 func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	close(h.stopCommit)
-	<-h.committed
+	if h.stopCommit != nil { // nil when Setup failed before starting the commit loop
+		close(h.stopCommit)
+		<-h.committed
+	}
 	sess.Commit()
 	h.r.log.Info("partitions released; marked offsets committed", "generation", sess.GenerationID())
 	return nil
@@ -384,6 +386,8 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 
 func (r *Runner) consumeRecords(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
+	idle := r.newIdleSkipper(sess, claim)
+	defer idle.stop()
 	for {
 		select {
 		case msg, ok := <-claim.Messages():
@@ -396,7 +400,10 @@ func (r *Runner) consumeRecords(sess sarama.ConsumerGroupSession, claim sarama.C
 			}
 			fault.Point(fault.ConsumerAfterHandle)
 			sess.MarkMessage(msg, "")
+			idle.handled(msg.Offset + 1)
 			r.observe(msg.Topic, 1, time.Since(start))
+		case <-idle.C():
+			idle.idle() // past control records that never arrive (see undeliverable.go)
 		case <-ctx.Done():
 			return nil
 		}
@@ -479,6 +486,8 @@ func (r *Runner) consumeBatches(sess sarama.ConsumerGroupSession, claim sarama.C
 		return nil
 	}
 	batch := make([]*sarama.ConsumerMessage, 0, size)
+	idle := r.newIdleSkipper(sess, claim)
+	defer idle.stop()
 	for {
 		batch = batch[:0]
 		// Block for the first record, then take what follows until the batch is full
@@ -489,6 +498,9 @@ func (r *Runner) consumeBatches(sess sarama.ConsumerGroupSession, claim sarama.C
 				return nil
 			}
 			batch = append(batch, msg)
+		case <-idle.C():
+			idle.idle() // past control records that never arrive (see undeliverable.go)
+			continue
 		case <-ctx.Done():
 			return nil
 		}
@@ -500,6 +512,7 @@ func (r *Runner) consumeBatches(sess sarama.ConsumerGroupSession, claim sarama.C
 		}
 		fault.Point(fault.ConsumerAfterHandle)
 		sess.MarkMessage(batch[len(batch)-1], "")
+		idle.handled(batch[len(batch)-1].Offset + 1)
 		r.observe(claim.Topic(), len(batch), time.Since(start))
 		if !open {
 			return nil
