@@ -88,9 +88,9 @@ deploy:
 	@set -e; $(knative-tree); \
 	$(KUBECTL) apply -k "$$tmp/$(KNATIVE_DIR)"
 
-## test-idempotence: restart, then kill, a private Kafka (its own TIDE_STATE_DIR) while the
+## test-idempotence: restart, kill and pause a private Kafka (its own TIDE_STATE_DIR) while the
 ## idempotent producer publishes, and read the topic back: no record may be there twice, and
-## the producer must work again once the broker is back. About two minutes; not part of `make test`.
+## the producer must work again once the broker is back. About three minutes; not part of `make test`.
 .PHONY: test-idempotence
 test-idempotence:
 	@set -e; export TIDE_STATE_DIR=$${TMPDIR:-/tmp}/tide-infra-idempotence-$$$$; \
