@@ -279,6 +279,13 @@ func (p *TxnPublisher) answer(batch []*txnRequest, err error) {
 
 // recover leaves tp ready for the next transaction after err, or closes it and
 // returns nil so the next transaction starts a new producer.
+//
+// An abortable error must be answered with AbortTxn: sarama keeps the producer in
+// ProducerTxnFlagAbortableError until then (IBM/sarama#2859). Nothing else is retried
+// in place: a transactional producer reused after its connections broke can keep
+// failing on out-of-order sequence numbers (IBM/sarama#2611), and a commit whose
+// EndTxn retries ran out has an unknown outcome, which Kafka's Java client also turns
+// into an abort rather than a blind retry (KAFKA-19176, apache/kafka#19522).
 func (p *TxnPublisher) recover(tp *txnProducer, cause error) *txnProducer {
 	st := tp.TxnStatus()
 	if st&sarama.ProducerTxnFlagFatalError == 0 &&
