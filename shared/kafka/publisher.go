@@ -45,6 +45,13 @@ type PublisherOptions struct {
 // BATCH_TIMEOUT_MS). A second goroutine routes each acknowledgement back to the
 // request it belongs to. Hold stops the dispatcher at a clean point, which is how the
 // partition manager changes the partition count without reordering any key.
+//
+// An outage longer than the producer's retries fails the records in flight, and the
+// Publisher keeps its producer: when sarama gives up a record that already had a
+// sequence number, it rolls the idempotent producer's epoch over (IBM/sarama#1661), so
+// the broker accepts the next records instead of refusing them as out of order
+// forever. TestPublisherWorksAfterOutageLongerThanRetries (embedded broker) and
+// `make test-idempotence` (a real one, killed) guard that.
 type Publisher struct {
 	client   sarama.Client
 	producer sarama.AsyncProducer
