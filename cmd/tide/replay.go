@@ -162,6 +162,9 @@ func post(ctx context.Context, client *http.Client, url string, r replayRequest,
 			return outcomeFailed
 		}
 		req.Header.Set("Content-Type", r.contentType)
+		if key := os.Getenv("TIDE_API_KEY"); key != "" { // from the environment, never a flag: flags show in ps
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
 		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -60,7 +60,8 @@ func runPipeline(ctx context.Context, args []string) error {
 		log.Info("embedded Redis (miniredis) started; set REDIS_ADDR to use a real Redis", "addr", redisAddr)
 	}
 	opts.Ingest.Brokers, opts.Notification.Brokers, opts.Analytics.Brokers = brokers, brokers, brokers
-	opts.Notification.Redis.Addr, opts.Analytics.Redis.Addr = redisAddr, redisAddr
+	// Ingest uses Redis only for its rate limiter (INGEST_RATE_LIMIT_ENABLED).
+	opts.Ingest.Redis.Addr, opts.Notification.Redis.Addr, opts.Analytics.Redis.Addr = redisAddr, redisAddr, redisAddr
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

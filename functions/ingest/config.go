@@ -10,6 +10,8 @@ import (
 type Config struct {
 	config.Kafka
 	config.Producer
+	config.Redis // used only by the rate limiter (INGEST_RATE_LIMIT_ENABLED)
+	Protection   // API keys and rate limits, see protect.go
 
 	PartitionKeyAttribute string `envconfig:"PARTITION_KEY_ATTRIBUTE" default:"subject" desc:"attribute (or extension) whose value keys an event that has no partitionkey extension; events without it are keyed by source"`
 	MaxBodyBytes          int64  `envconfig:"INGEST_MAX_BODY_BYTES" default:"16777216" desc:"largest request body accepted (413 beyond)"`
@@ -27,6 +29,7 @@ func (c Config) Validate() error {
 	return errors.Join(
 		c.Kafka.Validate(),
 		c.Producer.Validate(),
+		c.Protection.Validate(),
 		config.Positive("INGEST_MAX_BODY_BYTES", c.MaxBodyBytes),
 		config.Positive("INGEST_MAX_BATCH_EVENTS", int64(c.MaxBatchEvents)),
 		config.Positive("INGEST_MAX_EVENT_BYTES", int64(c.MaxEventBytes)),

@@ -37,6 +37,8 @@ type Function struct {
 	wg      sync.WaitGroup
 	started bool
 	stop    sync.Once
+
+	guard *guard // API keys and rate limits, see protect.go
 }
 
 // New returns an unstarted function; Start configures it from the environment.
@@ -61,16 +63,21 @@ func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, 
 	if err := kafka.EnsureTopics(cfg.Kafka, base); err != nil {
 		return err
 	}
+	if f.guard, err = startGuard(ctx, cfg, base, f.log, m); err != nil {
+		return err
+	}
 	f.pub, err = kafka.NewPublisher(cfg.Brokers, kafka.ProducerConfig(base, cfg.Producer), kafka.PublisherOptions{
 		MaxBuffered: cfg.MaxBuffered,
 		AckTimeout:  cfg.AckTimeout(),
 		OnAck:       f.onAck,
 	})
 	if err != nil {
+		_ = f.guard.close()
 		return err
 	}
 	if err := f.startTxn(cfg, base); err != nil {
 		_ = f.pub.Close(ctx)
+		_ = f.guard.close()
 		return err
 	}
 	m.SetBuffered(func() float64 { return float64(f.pub.Buffered()) })
@@ -106,7 +113,7 @@ func (f *Function) Stop(ctx context.Context) error {
 	}
 	var err error
 	f.stop.Do(func() {
-		err = errors.Join(f.pub.Close(ctx), f.closeTxn(ctx))
+		err = errors.Join(f.pub.Close(ctx), f.closeTxn(ctx), f.guard.close())
 		f.cancel()
 		f.wg.Wait()
 	})
@@ -143,6 +150,9 @@ func (f *Function) Publish(ctx context.Context, events []event.Event) error {
 		m, err := kafka.EncodeRecord(ctx, f.cfg.Topic, &events[i], f.PartitionKey(&events[i]))
 		if err != nil {
 			return err
+		}
+		if p := f.guard.recordTooLarge(i, m); p != nil {
+			return p
 		}
 		msgs[i] = m
 	}
@@ -196,14 +206,28 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed, "send CloudEvents with POST"))
 		return
 	}
+	key, p := f.guard.authenticate(w, r)
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
 	events, p := ParseRequest(r, f.limits)
 	if p != nil {
 		f.metrics.IngestEvents.WithLabelValues("rejected").Inc()
 		problem.Write(w, p)
 		return
 	}
+	if p := f.guard.admit(r.Context(), w, r, key, events); p != nil {
+		problem.Write(w, p)
+		return
+	}
 	f.metrics.BatchSize.WithLabelValues("ingest").Observe(float64(len(events)))
 	if err := f.Publish(r.Context(), events); err != nil {
+		if errors.As(err, &p) { // an event that can never be published (413)
+			f.metrics.IngestEvents.WithLabelValues("rejected").Add(float64(len(events)))
+			problem.Write(w, p)
+			return
+		}
 		f.metrics.IngestEvents.WithLabelValues("unavailable").Add(float64(len(events)))
 		f.log.Warn("publish failed; answering 503", "events", len(events), "err", err)
 		problem.Write(w, unavailable(err))

@@ -35,6 +35,9 @@ type Metrics struct {
 	Duplicates        *prometheus.CounterVec   // group
 	Retries           *prometheus.CounterVec   // group
 	RateLimited       prometheus.Counter
+	RateLimitFallback prometheus.Gauge       // 1 while Redis does not answer the rate limiter
+	FallbackEvents    *prometheus.CounterVec // mode: events the rate limiter's fallback decided
+	AuthFailures      *prometheus.CounterVec // reason: missing, unknown, forbidden
 	Buffered          prometheus.GaugeFunc
 	bufferedFn        func() float64
 	PartitionDecision *prometheus.CounterVec // action, reason
@@ -65,6 +68,9 @@ func New() *Metrics {
 	m.Duplicates = f.counterVec("tide_duplicates_total", "Deliveries recognised as already processed and skipped.", "group")
 	m.Retries = f.counterVec("tide_retries_total", "Handler attempts that failed and were retried.", "group")
 	m.RateLimited = f.counter("tide_rate_limited_events_total", "Events refused by the rate limiter.")
+	m.RateLimitFallback = f.gauge("tide_rate_limit_fallback", "1 while Redis does not answer the rate limiter and its fallback (INGEST_RATE_LIMIT_FALLBACK) decides, else 0.")
+	m.FallbackEvents = f.counterVec("tide_rate_limit_fallback_events_total", "Events the rate limiter decided without Redis, by fallback mode (local, open, closed).", "mode")
+	m.AuthFailures = f.counterVec("tide_ingest_auth_failures_total", "Ingest requests refused by authentication, by reason (missing, unknown, forbidden).", "reason")
 	m.PartitionDecision = f.counterVec("tide_partition_decisions_total", "Partition manager decisions, by action and reason.", "action", "reason")
 	m.bufferedFn = func() float64 { return 0 }
 	m.Buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tide_producer_buffered_records", Help: "Records accepted by ingest and not yet acknowledged by Kafka."}, func() float64 { return m.bufferedFn() })

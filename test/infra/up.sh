@@ -19,7 +19,9 @@ LOG_PREFIX=up.sh
 . "$HERE/lib.sh"
 
 "$HERE/redis.sh" start >/dev/null
-"$HERE/kafka.sh" start >/dev/null
+# A SASL listener (SCRAM and PLAIN) beside the plain one, for test/secure;
+# KAFKA_SASL= (empty) opts out.
+KAFKA_SASL="${KAFKA_SASL-scram}" "$HERE/kafka.sh" start >/dev/null
 
 emit() {
 	local file=$1 line
