@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +93,29 @@ func TestBackpressureRealKafka(t *testing.T) {
 			go f.Ingest.Publisher().Hold(context.Background()) // returns once the in-flight records are acked
 		},
 		func(f *function.Function) { f.Ingest.Publisher().Release() })
+}
+
+// TestBackpressureFrozenBroker freezes the real broker (SIGSTOP through
+// test/infra/kafka.sh pause-node): it keeps accepting connections and answers
+// nothing, the outage a client cannot tell from a slow broker. It stops every other
+// user of that broker too, so it runs only when TIDE_PAUSE_KAFKA=1 says the broker
+// of TIDE_STATE_DIR is yours alone.
+func TestBackpressureFrozenBroker(t *testing.T) {
+	if os.Getenv("TIDE_PAUSE_KAFKA") != "1" {
+		t.Skip("freezes the broker of TIDE_STATE_DIR for everyone: set TIDE_PAUSE_KAFKA=1 on a broker of your own")
+	}
+	b := itest.Kafka(t)
+	_, here, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(here), "..", "..", "test", "infra", "kafka.sh")
+	node := func(cmd string) {
+		out, err := exec.Command("bash", script, cmd, "1").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kafka.sh %s 1: %v: %s", cmd, err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("bash", script, "resume-node", "1").Run() }) // never leave it frozen
+	runBackpressure(t, strings.Split(b, ","), true,
+		func(*function.Function) { node("pause-node") }, func(*function.Function) { node("resume-node") })
 }
 
 func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resume func(*function.Function)) {
