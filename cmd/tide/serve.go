@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"function"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the functions named by TIDE_FUNCTION as one process against KAFKA_BROKERS / REDIS_ADDR (what a deployment runs)", run: runServe})
+}
+
+// runServe is one workload of a deployment: the functions TIDE_FUNCTION names, with
+// their configuration from the environment, behind one HTTP server. Unlike `tide
+// run` it starts nothing embedded, so separate processes (ingest, consumers) share
+// a real Kafka and Redis and can be killed, restarted and scaled one by one.
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := fs.String("addr", envOr("TIDE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env TIDE_HTTP_ADDR)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "longest the first SIGTERM waits for requests, the producer and commits")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: serve takes no arguments (choose the functions with TIDE_FUNCTION)", errUsage)
+	}
+	opts, err := function.OptionsFromEnv(os.Getenv("TIDE_FUNCTION"))
+	if err != nil {
+		return err
+	}
+	if err := requireInfra(opts); err != nil {
+		return err
+	}
+	log := opts.Logger
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set -addr or TIDE_HTTP_ADDR): %w", *addr, err)
+	}
+	f := function.New()
+	if err := f.StartWith(ctx, opts); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", "functions", opts.Functions, "addr", ln.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server failed", "err", err)
+		}
+	}
+	// The order is what makes a 202 mean "in Kafka": stop taking requests and let
+	// those in flight get their answers, then flush the producer and commit.
+	log.Info("shutting down: draining requests, flushing the producer, committing offsets")
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	shutdownErr := srv.Shutdown(sctx)
+	if err := f.Stop(sctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("drain http requests: %w", shutdownErr)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// requireInfra fails fast when a selected function has no Kafka or Redis to use:
+// serve never starts embedded ones.
+func requireInfra(o function.Options) error {
+	for _, n := range o.Functions {
+		switch {
+		case n == function.Ingest && len(o.Ingest.Brokers) == 0,
+			n == function.Notification && len(o.Notification.Brokers) == 0 && o.Notification.Mode == "pull",
+			n == function.Analytics && len(o.Analytics.Brokers) == 0 && o.Analytics.Mode == "pull":
+			return fmt.Errorf("%w: KAFKA_BROKERS is not set (%s needs a Kafka cluster; `tide run` starts an embedded one)", errUsage, n)
+		case n == function.Notification && o.Notification.Redis.Addr == "",
+			n == function.Analytics && o.Analytics.Redis.Addr == "":
+			return fmt.Errorf("%w: REDIS_ADDR is not set (%s needs Redis; `tide run` starts an embedded one)", errUsage, n)
+		}
+	}
+	return nil
+}
