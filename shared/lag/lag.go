@@ -97,9 +97,17 @@ func Committed(client sarama.Client, group, topic string, partitions []int32) (m
 	out := make(map[int32]int64, len(partitions))
 	for _, p := range partitions {
 		out[p] = -1
-		if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-			out[p] = b.Offset
+		b := resp.GetBlock(topic, p)
+		if b == nil {
+			continue
 		}
+		// A partition the coordinator could not answer for is not a partition
+		// without a commit: reading it as -1 would send a consumer to
+		// INITIAL_OFFSET (latest) and skip everything after its last commit.
+		if b.Err != sarama.ErrNoError {
+			return nil, fmt.Errorf("committed offset of %s on %s/%d: %w", group, topic, p, b.Err)
+		}
+		out[p] = b.Offset
 	}
 	return out, nil
 }
