@@ -183,7 +183,8 @@ func (g *guard) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Key,
 	key := g.keys.Authenticate(presented)
 	if key == nil {
 		g.metrics.AuthFailures.WithLabelValues("unknown").Inc()
-		g.log.Info("ingest: unknown API key refused", "remote", remoteHost(r.RemoteAddr))
+		// Debug, not Info: guessing keys must not flood the logs; the metric counts.
+		g.log.Debug("ingest: unknown API key refused", "remote", remoteHost(r.RemoteAddr))
 		return nil, unauthorized(w, "the API key is not known")
 	}
 	return key, nil
