@@ -97,3 +97,30 @@ test-idempotence:
 	trap 'test/infra/kafka.sh stop >/dev/null 2>&1 || true; rm -rf "$$TIDE_STATE_DIR"' EXIT; \
 	export $$(test/infra/kafka.sh start); \
 	TIDE_KAFKA_RESTART=1 $(GO) test -race -count=1 -v -timeout 10m ./test/idempotence/
+
+## verify: the fault scenarios of test/faults on a private real Kafka and Redis that it
+## starts and stops (they restart them): consumers SIGKILLed mid-batch, consumer groups
+## scaled 1 -> 3 -> 1, the broker restarted, Redis restarted, ingest stopped with SIGTERM.
+## Each drives load with the verifier (`tide verify`) and must show lost=0 duplicated=0
+## reordered=0; the last lines are one per scenario and the totals. About four minutes;
+## CI runs it after `make test`. verify-all adds the three-broker cluster with the partition
+## leader killed (about two minutes more). VERIFY_LOAD=N multiplies events and rate by N;
+## VERIFY_LOGS=DIR keeps the processes' logs; the JSON report lands in VERIFY_REPORT.
+VERIFY_QUICK  = TestConsumerSIGKILL|TestConsumerScale|TestBrokerRestart|TestRedisRestart|TestIngestSIGTERM
+VERIFY_REPORT ?= $(or $(TMPDIR),/tmp)/tide-verify-report.json
+.PHONY: verify verify-all verify-run
+verify:
+	@rm -f "$(VERIFY_REPORT)"
+	@$(MAKE) --no-print-directory verify-run VERIFY_RUN='$(VERIFY_QUICK)' VERIFY_NODES=1
+
+verify-all:
+	@rm -f "$(VERIFY_REPORT)"
+	@$(MAKE) --no-print-directory verify-run VERIFY_RUN='$(VERIFY_QUICK)' VERIFY_NODES=1
+	@$(MAKE) --no-print-directory verify-run VERIFY_RUN='TestLeaderKilled' VERIFY_NODES=3
+
+verify-run:
+	@set -e; export TIDE_STATE_DIR=$${TMPDIR:-/tmp}/tide-infra-verify-$$$$; \
+	trap 'test/infra/down.sh >/dev/null 2>&1 || true; rm -rf "$$TIDE_STATE_DIR"' EXIT; \
+	infra=$$(KAFKA_NODES=$(VERIFY_NODES) test/infra/up.sh); eval "$$infra"; \
+	TIDE_VERIFY=1 TIDE_VERIFY_REPORT='$(VERIFY_REPORT)' TIDE_VERIFY_LOAD='$(VERIFY_LOAD)' TIDE_VERIFY_LOGS='$(VERIFY_LOGS)' \
+		$(GO) test -count=1 -v -timeout 25m -run '^($(VERIFY_RUN))$$' ./test/faults/
