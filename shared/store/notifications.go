@@ -77,6 +77,66 @@ func (s *Notifications) Put(ctx context.Context, n Notification) (bool, error) {
 	return res == 1, nil
 }
 
+// PutMany stores ns in order with one round trip: a pipeline of the script Put runs,
+// so each notification is still stored atomically and deduplicated on its own, and
+// Redis runs them in the order given (a partition's records, so per-key order
+// holds). It reports per notification whether it was stored. On an error some may
+// have been stored; calling again is safe, since those are then duplicates.
+//
+// Why: the notification consumer paid one Redis round trip per record, and on a busy
+// machine each round trip waits for the scheduler twice, so a partition could not go
+// faster than the round trips (see BENCHMARKS.md).
+func (s *Notifications) PutMany(ctx context.Context, ns []Notification) ([]bool, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, len(ns))
+	for i, n := range ns {
+		body, err := json.Marshal(n)
+		if err != nil {
+			return nil, fmt.Errorf("encode notification %s: %w", n.ID, err)
+		}
+		calls[i] = call{
+			keys: []string{s.prefix + "notify:seen:" + EventKey(n.Source, n.ID), s.streamKey(n.Channel), s.counterKey(n.Channel)},
+			args: []any{s.dedup.Milliseconds(), s.maxLen, body, s.liveChannel(n.Channel)},
+		}
+	}
+	var cmds []*redis.Cmd
+	run := func() error {
+		pipe := s.rdb.Pipeline()
+		cmds = make([]*redis.Cmd, len(calls))
+		for i, c := range calls {
+			cmds[i] = putScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis lost its script cache (a restart): load the script and run again.
+		if lerr := putScript.Load(ctx, s.rdb).Err(); lerr != nil {
+			return nil, fmt.Errorf("load notification script: %w", lerr)
+		}
+		err = run()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %d notifications: %w", len(ns), err)
+	}
+	stored := make([]bool, len(ns))
+	for i, c := range cmds {
+		v, err := c.Int()
+		if err != nil {
+			return nil, fmt.Errorf("store notification %s: %w", ns[i].ID, err)
+		}
+		stored[i] = v == 1
+	}
+	return stored, nil
+}
+
 // List returns the newest limit notifications of channel, newest first, and the
 // all-time count of the channel.
 func (s *Notifications) List(ctx context.Context, channel string, limit int64) ([]Notification, int64, error) {
