@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -349,18 +350,8 @@ func (v *Run) report(keys []keyResult, obs []observation, readKafka, converged b
 	if obs == nil {
 		r.Errors = append(r.Errors, "the outputs could not be read")
 	}
-	slices.SortFunc(r.Problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key)*2 + cmpInt(a.Seq, b.Seq) })
+	slices.SortFunc(r.Problems, func(a, b Problem) int { return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Seq, b.Seq)) })
 	return r
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // maxProblems caps the findings listed in a report (all are counted).
