@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -72,9 +70,7 @@ func runPipeline(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	srv := newServer(f)
 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(os.Stderr, `
@@ -94,18 +90,7 @@ Try:
 Ctrl-C stops (a second Ctrl-C exits at once).
 `, base, brokers[0], redisAddr)
 
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server failed", "err", err)
-		}
-	}
-	log.Info("shutting down: draining requests, flushing the producer, committing offsets")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	return f.Stop(sctx)
+	return serveUntil(ctx, log, srv, ln, 10*time.Second, f.Stop)
 }
 
 func envOr(name, def string) string {

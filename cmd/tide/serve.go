@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -48,32 +46,9 @@ func runServe(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	srv := newServer(f)
 	log.Info("serving", "functions", opts.Functions, "addr", ln.Addr().String())
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server failed", "err", err)
-		}
-	}
-	// The order is what makes a 202 mean "in Kafka": stop taking requests and let
-	// those in flight get their answers, then flush the producer and commit.
-	log.Info("shutting down: draining requests, flushing the producer, committing offsets")
-	sctx, cancel := context.WithTimeout(context.Background(), *drain)
-	defer cancel()
-	shutdownErr := srv.Shutdown(sctx)
-	if err := f.Stop(sctx); err != nil {
-		return fmt.Errorf("drain: %w", err)
-	}
-	if shutdownErr != nil {
-		return fmt.Errorf("drain http requests: %w", shutdownErr)
-	}
-	log.Info("stopped")
-	return nil
+	return serveUntil(ctx, log, srv, ln, *drain, f.Stop)
 }
 
 // requireInfra fails fast when a selected function has no Kafka or Redis to use:
