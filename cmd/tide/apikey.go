@@ -20,7 +20,7 @@ func runAPIKey(_ context.Context, args []string) error {
 	source := fs.String("source", "*", "source pattern the key may write ('*' matches any run of characters)")
 	hashOnly := fs.Bool("hash", false, "read a key from stdin and print its entry instead of making one")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() != 0 || *source == "" || strings.ContainsAny(*source, ",\n") {
 		return fmt.Errorf("%w: apikey takes no arguments, and -source one pattern without commas", errUsage)

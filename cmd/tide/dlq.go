@@ -94,7 +94,7 @@ func runDLQ(ctx context.Context, w io.Writer, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "redrive: list what would be re-driven, publish nothing")
 	fs.StringVar(&f.to, "to", envOr("KAFKA_TOPIC", "events"), "redrive: topic to re-publish to (env KAFKA_TOPIC)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	filter, err := f.filter()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,7 +37,10 @@ func runReplay(ctx context.Context, args []string) error {
 	retries := fs.Int("retries", 5, "retries of a request answered 429/503 or not answered")
 	quiet := fs.Bool("q", false, "no progress line")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *conc < 1 || *batch < -1 || *retries < 0 {
+		return fmt.Errorf("%w: -c must be at least 1, -batch at least -1, -retries at least 0", errUsage)
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: replay takes one FILE (JSONL, one structured CloudEvent per line)", errUsage)
@@ -154,6 +159,9 @@ const (
 	outcomeFailed
 )
 
+// refused reports once per run that nothing listens at the URL.
+var refused sync.Once
+
 func post(ctx context.Context, client *http.Client, url string, r replayRequest, retries int) outcome {
 	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -166,6 +174,14 @@ func post(ctx context.Context, client *http.Client, url string, r replayRequest,
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
 		resp, err := client.Do(req)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// Nothing listens there: retrying will not help, and a silent crawl hides it.
+			refused.Do(func() {
+				fmt.Fprintf(os.Stderr, "\nnothing listens at %s (is `make run` running? set -url or TIDE_URL)\n", url)
+			})
+			return outcomeFailed
+		}
+		lastErr := err
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
@@ -179,8 +195,10 @@ func post(ctx context.Context, client *http.Client, url string, r replayRequest,
 			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
 				delay = time.Duration(ra) * time.Second
 			}
+			lastErr = fmt.Errorf("%d %s", resp.StatusCode, problemDetail(body))
 		}
 		if attempt >= retries || ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "\ngave up after %d attempts: %v\n", attempt+1, lastErr)
 			return outcomeFailed
 		}
 		select {

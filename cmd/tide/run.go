@@ -22,7 +22,7 @@ func runPipeline(ctx context.Context, args []string) error {
 	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka broker (0: a free port)")
 	redisPort := fs.Int("redis-port", 0, "port of the embedded Redis (0: a free port)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	// The local runner's groups start at the earliest offset unless told otherwise,
 	// so events posted before the consumers joined are not skipped in a demo.

@@ -24,7 +24,7 @@ func runServe(ctx context.Context, args []string) error {
 	addr := fs.String("addr", envOr("TIDE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env TIDE_HTTP_ADDR)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "longest the first SIGTERM waits for requests, the producer and commits")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: serve takes no arguments (choose the functions with TIDE_FUNCTION)", errUsage)

@@ -34,7 +34,7 @@ func runVerify(ctx context.Context, args []string) error {
 	groups := fs.String("groups", "", "comma-separated consumer groups that must have no lag before the outputs count as final (needs -brokers)")
 	report := fs.String("report", "", "JSON report file (default: tide-verify-<run>.json in the temporary directory)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: verify takes no arguments", errUsage)

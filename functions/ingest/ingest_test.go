@@ -107,6 +107,7 @@ func TestServeHTTP(t *testing.T) {
 		{"batch mode", "application/cloudevents-batch+json", `[{"specversion":"1.0","id":"3","source":"/s","type":"t"},{"specversion":"1.0","id":"4","source":"/s","type":"t"}]`, nil, http.StatusAccepted, false},
 		{"invalid event is a problem", "application/cloudevents+json", `{"specversion":"1.0","id":"","source":"/s","type":"t"}`, nil, http.StatusBadRequest, true},
 		{"unsupported format", "application/cloudevents+xml", `<e/>`, nil, http.StatusUnsupportedMediaType, true},
+		{"compressed body", "application/cloudevents+json", "\x1f\x8b\x08", map[string]string{"Content-Encoding": "gzip"}, http.StatusUnsupportedMediaType, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,6 +81,12 @@ const maxDepth = 10000
 // data exactly as sent, binary bodies as bytes with their Content-Type.
 func ParseRequest(r *http.Request, lim Limits) ([]event.Event, *problem.Problem) {
 	lim = lim.withDefaults()
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		// Reading a compressed body as the event would only yield a confusing
+		// "not valid UTF-8" or a binary event of compressed bytes.
+		return nil, problem.Newf(http.StatusUnsupportedMediaType, problem.TypeUnsupportedMediaType,
+			"Content-Encoding %q is not supported: send the body uncompressed", enc).WithAttribute("Content-Encoding")
+	}
 	ct := r.Header.Get("Content-Type")
 	mt := mediaTypeOf(ct)
 	switch {
