@@ -21,7 +21,6 @@ import (
 
 	"function/shared/consumer"
 	"function/shared/fault"
-	"function/shared/health"
 	"function/shared/kafka"
 	"function/shared/metrics"
 	"function/shared/store"
@@ -34,11 +33,8 @@ type Function struct {
 	metrics *metrics.Metrics
 	rdb     *redis.Client
 	store   *store.Analytics
-	runner  *consumer.Runner
-	dlq     *kafka.DeadLetters
-	watcher *health.Watcher
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	svc     *consumer.Service
+	runner  *consumer.Runner // svc's runner; nil in push mode
 	started bool
 	stop    sync.Once
 
@@ -71,58 +67,13 @@ func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, 
 		return err
 	}
 	f.store = store.NewAnalytics(f.rdb, cfg.KeyPrefix, cfg.DedupWindow)
-	runCtx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
-	checks := []health.Check{{Name: "redis", Probe: func(ctx context.Context) error { return f.rdb.Ping(ctx).Err() }, Up: m.RedisUp, Reconnects: m.RedisReconnects}}
-	if cfg.Mode == "pull" {
-		if err := f.startConsumer(runCtx); err != nil {
-			cancel()
-			_ = f.rdb.Close()
-			return err
-		}
-		checks = append(checks, health.Check{Name: "kafka", Probe: kafka.Probe(f.runner.Client(), cfg.Topic), Up: m.KafkaUp, Reconnects: m.KafkaReconnects})
+	opts := consumer.Options{Settings: cfg.Consumer, Batch: f, Logger: f.log, Metrics: m, Scaling: &f.cfg.Config}
+	if f.svc, err = consumer.StartService(ctx, consumer.ServiceOptions{Kafka: cfg.Kafka, Redis: f.rdb, Pull: cfg.Mode == "pull", Runner: opts,
+		Attach: func(r *consumer.Runner) { f.runner = r }}); err != nil {
+		_ = f.rdb.Close()
+		return err
 	}
-	f.watcher = health.NewWatcher(f.log, 5*time.Second, checks...)
-	f.watcher.ProbeNow(ctx)
-	f.wg.Add(1)
-	go func() { defer f.wg.Done(); f.watcher.Run(runCtx) }()
 	f.started = true
-	return nil
-}
-
-func (f *Function) startConsumer(ctx context.Context) error {
-	base, err := kafka.NewConfig(f.cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	if err := kafka.EnsureTopics(f.cfg.Kafka, base); err != nil {
-		return err
-	}
-	if f.dlq, err = kafka.NewDeadLetters(f.cfg.Brokers, base, f.cfg.DeadLetterTopic); err != nil {
-		return err
-	}
-	f.runner, err = consumer.New(consumer.Options{
-		Brokers:     f.cfg.Brokers,
-		Sarama:      kafka.ConsumerConfig(base, f.cfg.Consumer),
-		Topics:      []string{f.cfg.Topic},
-		Settings:    f.cfg.Consumer,
-		Batch:       f,
-		DeadLetters: f.dlq,
-		Logger:      f.log,
-		Metrics:     f.metrics,
-		Scaling:     &f.cfg.Config,
-	})
-	if err != nil {
-		_ = f.dlq.Close()
-		return err
-	}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		if err := f.runner.Run(ctx); err != nil {
-			f.log.Error("consumer stopped", "err", err)
-		}
-	}()
 	return nil
 }
 
@@ -132,16 +83,7 @@ func (f *Function) Stop(ctx context.Context) error {
 		return nil
 	}
 	f.stop.Do(func() {
-		f.cancel()
-		done := make(chan struct{})
-		go func() { f.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		if f.dlq != nil {
-			_ = f.dlq.Close()
-		}
+		f.svc.Stop(ctx)
 		_ = f.rdb.Close()
 	})
 	return nil
@@ -150,18 +92,12 @@ func (f *Function) Stop(ctx context.Context) error {
 // Ready reports whether the dependencies answer and the consumer has its partitions
 // and starting positions.
 func (f *Function) Ready(context.Context) (bool, error) {
-	if !f.started || !f.watcher.Up() {
-		return false, nil
-	}
-	if f.runner != nil && !f.runner.Ready() {
-		return false, nil
-	}
-	return true, nil
+	return f.started && f.svc.Ready(), nil
 }
 
 // Alive reports whether the function's background loop still runs.
 func (f *Function) Alive(context.Context) (bool, error) {
-	return f.watcher == nil || f.watcher.Alive(), nil
+	return f.svc == nil || f.svc.Alive(), nil
 }
 
 // Consumer is the pull-mode consumer (nil in push mode).
