@@ -93,11 +93,22 @@ type TxnOptions struct {
 // closes the producer, and the next transaction starts a new one with the same
 // transactional.id, which fences the old epoch and makes the coordinator abort
 // whatever it left open.
+//
+// Hold, Release and RefreshPartitions let the partition manager change the partition
+// count between two transactions, as for Publisher.
 type TxnPublisher struct {
 	brokers []string
 	cfg     *sarama.Config
 	opts    TxnOptions
 	log     *slog.Logger
+	// client is shared by every producer the publisher creates, so RefreshPartitions
+	// reaches the metadata the next transaction partitions with.
+	client sarama.Client
+
+	gateMu sync.Mutex
+	gate   chan struct{} // non-nil while held; closed on release
+	busy   bool          // a transaction is being gathered, published or committed
+	idle   *sync.Cond    // signalled (with gateMu) when busy turns false
 
 	mu     sync.RWMutex // guards closed against sends on in
 	closed bool
@@ -149,8 +160,15 @@ func NewTxnPublisher(brokers []string, cfg *sarama.Config, opts TxnOptions) (*Tx
 		in:      make(chan *txnRequest, 1024),
 		done:    make(chan struct{}),
 	}
+	p.idle = sync.NewCond(&p.gateMu)
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("transactional producer %s: kafka client: %w", cfg.Producer.Transaction.ID, err)
+	}
+	p.client = client
 	tp, err := p.connect()
 	if err != nil {
+		_ = client.Close()
 		return nil, err
 	}
 	go p.run(tp)
@@ -223,6 +241,7 @@ func (p *TxnPublisher) run(tp *txnProducer) {
 		if !ok {
 			break
 		}
+		p.admit()
 		batch := p.gather(first)
 		var err error
 		if tp == nil {
@@ -238,6 +257,7 @@ func (p *TxnPublisher) run(tp *txnProducer) {
 			p.commits.Add(1)
 		}
 		p.answer(batch, err)
+		p.finish()
 	}
 	if tp != nil {
 		tp.close()
@@ -310,7 +330,7 @@ func (p *TxnPublisher) recover(tp *txnProducer, cause error) *txnProducer {
 
 // connect creates a transactional producer; sarama runs InitProducerId in it.
 func (p *TxnPublisher) connect() (*txnProducer, error) {
-	ap, err := sarama.NewAsyncProducer(p.brokers, p.cfg)
+	ap, err := sarama.NewAsyncProducerFromClient(p.client)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer %s: %w", p.cfg.Producer.Transaction.ID, err)
 	}
@@ -330,12 +350,80 @@ func (p *TxnPublisher) Close(ctx context.Context) error {
 	p.closed = true
 	close(p.in)
 	p.mu.Unlock()
+	p.Release()
 	select {
 	case <-p.done:
-		return nil
+		return p.client.Close()
 	case <-ctx.Done():
 		return fmt.Errorf("close transactional publisher: %w (%d records unanswered)", ctx.Err(), p.buffered.Load())
 	}
+}
+
+// Hold stops starting transactions and returns once the transaction under way, if
+// any, is committed or aborted and answered (or ctx ends; the publisher stays held).
+// Publish calls keep being accepted up to MaxBuffered and wait. Release with Release;
+// RefreshPartitions between the two makes the held records use a new partition count.
+func (p *TxnPublisher) Hold(ctx context.Context) error {
+	p.gateMu.Lock()
+	if p.gate == nil {
+		p.gate = make(chan struct{})
+	}
+	p.gateMu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		p.gateMu.Lock()
+		for p.busy {
+			p.idle.Wait()
+		}
+		p.gateMu.Unlock()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Release undoes Hold.
+func (p *TxnPublisher) Release() {
+	p.gateMu.Lock()
+	defer p.gateMu.Unlock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
+}
+
+// RefreshPartitions reloads topic's metadata so transactions started from now on
+// partition over its current partition count, and returns that count.
+func (p *TxnPublisher) RefreshPartitions(topic string) (int, error) {
+	return PartitionCount(p.client, topic)
+}
+
+// admit waits while the publisher is held, then marks a transaction under way; the
+// check and the mark happen under one lock so Hold never misses a transaction.
+func (p *TxnPublisher) admit() {
+	for {
+		p.gateMu.Lock()
+		g := p.gate
+		if g == nil {
+			p.busy = true
+			p.gateMu.Unlock()
+			return
+		}
+		p.gateMu.Unlock()
+		<-g
+	}
+}
+
+// finish marks the transaction under way as answered.
+func (p *TxnPublisher) finish() {
+	p.gateMu.Lock()
+	p.busy = false
+	p.idle.Broadcast()
+	p.gateMu.Unlock()
 }
 
 // txnProducer is a transactional AsyncProducer and the goroutine that drains its
