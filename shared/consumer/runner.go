@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -308,7 +309,14 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 
 // resolveStart decides where each claimed partition starts and marks it: the
 // handler's stored offset when it has one (Resumer), else the group's commit, else
-// INITIAL_OFFSET resolved to a concrete offset now.
+// INITIAL_OFFSET resolved to a concrete offset now; except that a partition without
+// a commit in a group that has commits on other partitions of the topic starts at
+// the log start.
+//
+// That partition is one the partition manager added: every partition a group was
+// ever assigned has a commit, because Setup commits the resolved positions at once.
+// Producers write to a new partition as soon as they are released, before the group
+// rebalances onto it, so starting it at "latest" would skip those records.
 func (r *Runner) resolveStart(sess sarama.ConsumerGroupSession, topic string, partitions []int32) error {
 	var stored map[int32]int64
 	if res, ok := r.handler().(Resumer); ok {
@@ -317,9 +325,25 @@ func (r *Runner) resolveStart(sess sarama.ConsumerGroupSession, topic string, pa
 			return err
 		}
 	}
-	committed, err := lag.Committed(r.client, r.opts.Settings.Group, topic, partitions)
+	all, err := r.client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	for _, p := range partitions {
+		if !slices.Contains(all, p) {
+			all = append(all, p)
+		}
+	}
+	committed, err := lag.Committed(r.client, r.opts.Settings.Group, topic, all)
 	if err != nil {
 		return err
+	}
+	initial := r.opts.Sarama.Consumer.Offsets.Initial
+	for _, c := range committed {
+		if c >= 0 {
+			initial = sarama.OffsetOldest // the group is known: uncommitted means new
+			break
+		}
 	}
 	for _, p := range partitions {
 		c := committed[p]
@@ -334,7 +358,7 @@ func (r *Runner) resolveStart(sess sarama.ConsumerGroupSession, topic string, pa
 		if c >= 0 {
 			continue
 		}
-		off, err := r.client.GetOffset(topic, p, r.opts.Sarama.Consumer.Offsets.Initial)
+		off, err := r.client.GetOffset(topic, p, initial)
 		if err != nil {
 			return fmt.Errorf("initial offset of %s/%d: %w", topic, p, err)
 		}
