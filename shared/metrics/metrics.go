@@ -40,7 +40,8 @@ type Metrics struct {
 	AuthFailures      *prometheus.CounterVec // reason: missing, unknown, forbidden
 	Buffered          prometheus.GaugeFunc
 	bufferedFn        func() float64
-	PartitionDecision *prometheus.CounterVec // action, reason
+	PartitionDecision *prometheus.CounterVec   // action, reason
+	PartitionPause    *prometheus.HistogramVec // outcome: grown, abandoned, failed
 }
 
 // New registers every metric on a fresh registry (plus the Go and process collectors).
@@ -72,6 +73,7 @@ func New() *Metrics {
 	m.FallbackEvents = f.counterVec("tide_rate_limit_fallback_events_total", "Events the rate limiter decided without Redis, by fallback mode (local, open, closed).", "mode")
 	m.AuthFailures = f.counterVec("tide_ingest_auth_failures_total", "Ingest requests refused by authentication, by reason (missing, unknown, forbidden).", "reason")
 	m.PartitionDecision = f.counterVec("tide_partition_decisions_total", "Partition manager decisions, by action and reason.", "action", "reason")
+	m.PartitionPause = f.histVec("tide_partition_pause_seconds", "How long the partition manager held publishes for a partition change, from the hold until every ingest replica released, by outcome (grown, abandoned, failed).", prometheus.ExponentialBuckets(0.05, 2, 12), "outcome")
 	m.bufferedFn = func() float64 { return 0 }
 	m.Buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tide_producer_buffered_records", Help: "Records accepted by ingest and not yet acknowledged by Kafka."}, func() float64 { return m.bufferedFn() })
 	r.MustRegister(m.Buffered)
