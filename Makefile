@@ -124,3 +124,14 @@ verify-run:
 	infra=$$(KAFKA_NODES=$(VERIFY_NODES) test/infra/up.sh); eval "$$infra"; \
 	TIDE_VERIFY=1 TIDE_VERIFY_REPORT='$(VERIFY_REPORT)' TIDE_VERIFY_LOAD='$(VERIFY_LOAD)' TIDE_VERIFY_LOGS='$(VERIFY_LOGS)' \
 		$(GO) test -count=1 -v -timeout 25m -run '^($(VERIFY_RUN))$$' ./test/faults/
+
+## test-growth-long: grow the events topic 4 → 6 → 8 → 12 → 16 under load through the whole
+## pipeline on a private real Kafka and Redis, check that no key's events were reordered, lost
+## or duplicated, and print each pause (min/median/max). Without -race, so the pauses are
+## realistic. About a minute; not part of `make test` (its one-growth version is).
+.PHONY: test-growth-long
+test-growth-long:
+	@set -e; export TIDE_STATE_DIR=$${TMPDIR:-/tmp}/tide-infra-growth-$$$$; \
+	trap 'test/infra/down.sh >/dev/null 2>&1 || true; rm -rf "$$TIDE_STATE_DIR"' EXIT; \
+	eval "$$(test/infra/up.sh)"; \
+	TIDE_GROWTH_LONG=1 $(GO) test -count=1 -v -timeout 10m -run 'TestGrowthUnderLoad' ./test/growth/

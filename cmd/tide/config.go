@@ -8,6 +8,7 @@ import (
 	"function/functions/ingest"
 	"function/functions/notification"
 	"function/shared/config"
+	"function/shared/growth"
 )
 
 func init() {
@@ -21,6 +22,7 @@ func runConfig(context.Context, []string) error {
 		config.Section{Prefix: "NOTIFICATION", Spec: ptr(notification.ConsumerDefaults())},
 		config.Section{Spec: &analytics.Config{}},
 		config.Section{Prefix: "ANALYTICS", Spec: ptr(analytics.ConsumerDefaults())},
+		config.Section{Spec: &growth.ManagerConfig{}}, // tide partitions
 	)
 }
 

@@ -4,14 +4,16 @@ import (
 	"errors"
 
 	"function/shared/config"
+	"function/shared/growth"
 )
 
 // Config is the ingest function's configuration, from the environment.
 type Config struct {
 	config.Kafka
 	config.Producer
-	config.Redis // used only by the rate limiter (INGEST_RATE_LIMIT_ENABLED)
+	config.Redis // the rate limiter (INGEST_RATE_LIMIT_ENABLED) and partition coordination
 	Protection   // API keys and rate limits, see protect.go
+	growth.Coordination
 
 	PartitionKeyAttribute string `envconfig:"PARTITION_KEY_ATTRIBUTE" default:"subject" desc:"attribute (or extension) whose value keys an event that has no partitionkey extension; events without it are keyed by source"`
 	MaxBodyBytes          int64  `envconfig:"INGEST_MAX_BODY_BYTES" default:"16777216" desc:"largest request body accepted (413 beyond)"`
@@ -30,6 +32,7 @@ func (c Config) Validate() error {
 		c.Kafka.Validate(),
 		c.Producer.Validate(),
 		c.Protection.Validate(),
+		c.Coordination.Validate(),
 		config.Positive("INGEST_MAX_BODY_BYTES", c.MaxBodyBytes),
 		config.Positive("INGEST_MAX_BATCH_EVENTS", int64(c.MaxBatchEvents)),
 		config.Positive("INGEST_MAX_EVENT_BYTES", int64(c.MaxEventBytes)),

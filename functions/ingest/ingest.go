@@ -39,6 +39,8 @@ type Function struct {
 	stop    sync.Once
 
 	guard *guard // API keys and rate limits, see protect.go
+
+	coord coordination // partition growth without reordering, see partitions.go
 }
 
 // New returns an unstarted function; Start configures it from the environment.
@@ -80,6 +82,12 @@ func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, 
 		_ = f.guard.close()
 		return err
 	}
+	if err := f.startCoordination(ctx, cfg); err != nil {
+		_ = f.pub.Close(ctx)
+		_ = f.closeTxn(ctx)
+		_ = f.guard.close()
+		return err
+	}
 	m.SetBuffered(func() float64 { return float64(f.pub.Buffered()) })
 	if n, err := f.pub.RefreshPartitions(cfg.Topic); err == nil {
 		m.TopicPartitions.WithLabelValues(cfg.Topic).Set(float64(n))
@@ -113,7 +121,8 @@ func (f *Function) Stop(ctx context.Context) error {
 	}
 	var err error
 	f.stop.Do(func() {
-		err = errors.Join(f.pub.Close(ctx), f.closeTxn(ctx), f.guard.close())
+		// Leave the partition protocol first: it waits out a hold under way.
+		err = errors.Join(f.coord.close(ctx), f.pub.Close(ctx), f.closeTxn(ctx), f.guard.close())
 		f.cancel()
 		f.wg.Wait()
 	})
