@@ -1,13 +1,13 @@
 package consumer
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
 	"github.com/IBM/sarama"
 
 	"function/shared/config"
+	"function/shared/kafka"
 )
 
 // Offsets a read_committed consumer never receives.
@@ -83,32 +83,9 @@ func (s *idleSkipper) idle() {
 // returns the offset after the undeliverable batches at the front (next when the
 // first batch holds a record the consumer will receive).
 func (r *Runner) pastUndeliverable(topic string, partition int32, next int64) (int64, error) {
-	leader, err := r.client.Leader(topic, partition)
+	block, err := kafka.FetchCommitted(r.client, topic, partition, next, skipFetchBytes)
 	if err != nil {
-		return next, fmt.Errorf("leader of %s/%d: %w", topic, partition, err)
-	}
-	req := &sarama.FetchRequest{MaxBytes: skipFetchBytes, Isolation: sarama.ReadCommitted, SessionEpoch: -1}
-	// The versions sarama's own consumer uses for the pinned protocol version (tide
-	// pins 2.1 or later; Kafka 4 accepts these).
-	switch v := r.client.Config().Version; {
-	case v.IsAtLeast(sarama.V2_7_0_0):
-		req.Version = 12
-	case v.IsAtLeast(sarama.V2_3_0_0):
-		req.Version = 11
-	default:
-		req.Version = 10
-	}
-	req.AddBlock(topic, partition, next, skipFetchBytes, -1)
-	resp, err := leader.Fetch(req)
-	if err != nil {
-		return next, fmt.Errorf("fetch %s/%d@%d: %w", topic, partition, next, err)
-	}
-	block := resp.GetBlock(topic, partition)
-	if block == nil {
-		return next, fmt.Errorf("fetch %s/%d@%d: no block in the response", topic, partition, next)
-	}
-	if block.Err != sarama.ErrNoError {
-		return next, fmt.Errorf("fetch %s/%d@%d: %w", topic, partition, next, block.Err)
+		return next, err
 	}
 	return skipUndeliverable(block, next), nil
 }

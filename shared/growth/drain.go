@@ -6,6 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"function/shared/kafka"
 	"function/shared/lag"
 )
 
@@ -161,35 +162,7 @@ func scan(block *sarama.FetchResponseBlock, pos, to int64) (next int64, found, j
 	return pos, false, true
 }
 
-// fetch reads topic/p from offset, read_committed, without waiting: the broker
-// answers with what it has up to the last stable offset.
+// fetch reads topic/p from offset, read_committed, without waiting.
 func fetch(client sarama.Client, topic string, p int32, offset int64) (*sarama.FetchResponseBlock, error) {
-	leader, err := client.Leader(topic, p)
-	if err != nil {
-		return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
-	}
-	req := &sarama.FetchRequest{MaxBytes: drainFetchBytes, Isolation: sarama.ReadCommitted, SessionEpoch: -1}
-	// The versions sarama's own consumer uses for the pinned protocol version (tide
-	// pins 2.1 or later; Kafka 4 accepts these).
-	switch v := client.Config().Version; {
-	case v.IsAtLeast(sarama.V2_7_0_0):
-		req.Version = 12
-	case v.IsAtLeast(sarama.V2_3_0_0):
-		req.Version = 11
-	default:
-		req.Version = 10
-	}
-	req.AddBlock(topic, p, offset, drainFetchBytes, -1)
-	resp, err := leader.Fetch(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, offset, err)
-	}
-	block := resp.GetBlock(topic, p)
-	if block == nil {
-		return nil, fmt.Errorf("fetch %s/%d@%d: no block in the response", topic, p, offset)
-	}
-	if block.Err != sarama.ErrNoError {
-		return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, offset, block.Err)
-	}
-	return block, nil
+	return kafka.FetchCommitted(client, topic, p, offset, drainFetchBytes)
 }
