@@ -60,7 +60,7 @@ type Redis struct {
 // Producer tunes the batching publisher ingest uses.
 type Producer struct {
 	BatchSize          int      `envconfig:"BATCH_SIZE" default:"1000" desc:"records per produce request at most (sarama Flush.Messages)"`
-	BatchTimeoutMS     int      `envconfig:"BATCH_TIMEOUT_MS" default:"5" desc:"longest a record waits for its batch to fill before it is sent"`
+	BatchTimeoutMS     int      `envconfig:"BATCH_TIMEOUT_MS" default:"1" desc:"longest a record waits for its batch to fill before it is sent"`
 	MaxBuffered        int      `envconfig:"PRODUCER_MAX_BUFFERED" default:"20000" desc:"records accepted but not yet acknowledged, at most; beyond it ingest answers 503"`
 	AckTimeoutMS       int      `envconfig:"PRODUCER_ACK_TIMEOUT_MS" default:"10000" desc:"longest a request waits for Kafka's acknowledgement before ingest answers 503"`
 	TransactionalTypes []string `envconfig:"TRANSACTIONAL_TYPES" desc:"comma-separated event types published inside Kafka transactions"`

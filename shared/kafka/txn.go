@@ -61,7 +61,7 @@ var ErrTxnAborted = errors.New("kafka: transaction aborted")
 // TxnOptions tune a TxnPublisher.
 type TxnOptions struct {
 	// Window is how long the first request of a transaction waits for others to join
-	// it (BATCH_TIMEOUT_MS; default 5 ms). Requests that arrive while a transaction is
+	// it (BATCH_TIMEOUT_MS; default 1 ms). Requests that arrive while a transaction is
 	// being committed wait for the next one, so under load transactions grow instead
 	// of multiplying.
 	Window time.Duration
