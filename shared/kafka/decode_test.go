@@ -101,7 +101,9 @@ func TestDecodeRecordFastPathMatchesTheBinding(t *testing.T) {
 		{"empty subject", base(header("ce_subject", "")), true},
 		{"structured mode", structured, false},
 		{"version 0.3", func() *sarama.ConsumerMessage { r := base(); r.Headers[0] = header("ce_specversion", "0.3"); return r }(), false},
-		{"ce_datacontenttype and content-type", base(header("ce_datacontenttype", "text/plain"), header("content-type", "application/json")), false},
+		// With a content-type header too, the binding would pick one in map order; the
+		// fast path leaves a ce_datacontenttype header to the binding in any case.
+		{"ce_datacontenttype header", base(header("ce_datacontenttype", "text/plain")), false},
 		{"bad time", base(header("ce_time", "yesterday")), false},
 		{"bad source", base(header("ce_source", "%zz")), false},
 		{"empty id", base(header("ce_id", "")), false},
