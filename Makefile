@@ -101,7 +101,7 @@ test-idempotence:
 ## bench: tide side by side with what a user would pick instead (kafka-producer-perf-test,
 ## kafka-consumer-perf-test, a bare sarama group, an sdk-go receiver+sender), in one run on a
 ## private real Kafka and Redis it starts and stops, then the Go hot-path benchmarks. About
-## eight minutes; not part of `make test`. The report lands in bench-out/report.txt.
+## ten minutes; not part of `make test`. The report lands in bench-out/report.txt.
 ## BENCH_FLAGS passes flags to test/bench/suite (-d 15s, -warmup 3s, -profile, -batch-timeout-ms N).
 .PHONY: bench bench-go
 bench:
@@ -114,7 +114,7 @@ bench:
 ## bench-go: the testing.B benchmarks of the hot paths (ingest parse+encode, Publisher.Publish
 ## on the embedded broker, the analytics Lua script on miniredis), with -benchmem
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./functions/ingest/ ./shared/kafka/ ./shared/store/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./functions/ingest/ ./shared/kafka/ ./shared/store/
 
 ## verify: the fault scenarios of test/faults on a private real Kafka and Redis that it
 ## starts and stops (they restart them): consumers SIGKILLed mid-batch, consumer groups
