@@ -215,7 +215,11 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	f.mux.ServeHTTP(rec, r)
+	if h, pattern := f.mux.Handler(r); pattern == "" {
+		unrouted(rec, r, h)
+	} else {
+		f.mux.ServeHTTP(rec, r) // sets the request's pattern and path values
+	}
 	f.metrics.HTTPRequests.WithLabelValues(f.name(), fmt.Sprint(rec.code)).Inc()
 }
 
@@ -317,4 +321,42 @@ func (s *statusRecorder) Flush() {
 	if fl, ok := s.ResponseWriter.(http.Flusher); ok {
 		fl.Flush()
 	}
+}
+
+// unrouted answers a request that matches no route. The mux's own 404 and 405 are
+// text/plain; every other tide error is problem details, so a client parses one
+// format. Anything else the mux answers (a redirect to the canonical path) passes
+// through unchanged.
+func unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	c := &capture{header: http.Header{}, code: http.StatusOK}
+	h.ServeHTTP(c, r)
+	switch c.code {
+	case http.StatusNotFound:
+		problem.Write(w, problem.Newf(http.StatusNotFound, problem.TypeNotFound, "no resource at %s", r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		allow := c.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		problem.Write(w, problem.Newf(http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed,
+			"%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+	default:
+		for k, v := range c.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(c.code)
+		_, _ = w.Write(c.body)
+	}
+}
+
+// capture keeps what a handler writes, for unrouted to rewrite.
+type capture struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (c *capture) Header() http.Header  { return c.header }
+func (c *capture) WriteHeader(code int) { c.code = code }
+func (c *capture) Write(b []byte) (int, error) {
+	c.body = append(c.body, b...)
+	return len(b), nil
 }

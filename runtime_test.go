@@ -147,3 +147,51 @@ func serve(f *function.Function, method, path string) int {
 	f.Handle(rec, httptest.NewRequest(method, path, strings.NewReader("")))
 	return rec.Code
 }
+
+// TestUnroutedAnswersAreProblems: a path or method no route takes gets problem details
+// (the mux's own answers are text/plain), a 405 keeps its Allow header, and the mux's
+// redirect to a canonical path still passes through.
+func TestUnroutedAnswersAreProblems(t *testing.T) {
+	r, err := embedded.StartRedis(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	opts := pipelinetest.Options(t, "unrouted", []string{"127.0.0.1:1"}, config.Redis{Addr: r.Addr()})
+	opts.Functions = []string{function.Analytics}
+	opts.Analytics.Mode = "push"
+	f := function.New()
+	if err := f.StartWith(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Stop(context.Background()) })
+
+	for _, c := range []struct {
+		method, path string
+		code         int
+		detail       string // in the problem's body
+		allow        string
+	}{
+		{http.MethodGet, "/no/such/thing", http.StatusNotFound, `"no resource at /no/such/thing"`, ""},
+		{http.MethodDelete, "/v1/stats", http.StatusMethodNotAllowed, "DELETE is not allowed on /v1/stats", "GET, HEAD"},
+	} {
+		rec := httptest.NewRecorder()
+		f.Handle(rec, httptest.NewRequest(c.method, c.path, nil))
+		body := rec.Body.String()
+		if rec.Code != c.code || rec.Header().Get("Content-Type") != "application/problem+json" || !strings.Contains(body, c.detail) {
+			t.Errorf("%s %s: %d %q %s, want %d problem+json naming %s", c.method, c.path, rec.Code, rec.Header().Get("Content-Type"), body, c.code, c.detail)
+		}
+		if got := rec.Header().Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	f.Handle(rec, httptest.NewRequest(http.MethodGet, "/v1//stats", nil))
+	if rec.Code/100 != 3 || rec.Header().Get("Location") != "/v1/stats" {
+		t.Errorf("GET /v1//stats: %d Location %q, want the mux's redirect to /v1/stats", rec.Code, rec.Header().Get("Location"))
+	}
+	if code := serve(f, http.MethodGet, "/v1/stats"); code != http.StatusOK {
+		t.Errorf("GET /v1/stats: %d, want 200", code)
+	}
+}
