@@ -69,9 +69,10 @@ func (f *Function) StartWith(ctx context.Context, cfg Config, log *slog.Logger, 
 		return err
 	}
 	f.pub, err = kafka.NewPublisher(cfg.Brokers, kafka.ProducerConfig(base, cfg.Producer), kafka.PublisherOptions{
-		MaxBuffered: cfg.MaxBuffered,
-		AckTimeout:  cfg.AckTimeout(),
-		OnAck:       f.onAck,
+		MaxBuffered:      cfg.MaxBuffered,
+		MaxBufferedBytes: cfg.MaxBufferedBytes,
+		AckTimeout:       cfg.AckTimeout(),
+		OnAck:            f.onAck,
 	})
 	if err != nil {
 		_ = f.guard.close()
@@ -220,6 +221,14 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, p)
 		return
 	}
+	if err := f.admissible(r); err != nil {
+		// Refused before the body is read, so a stalled Kafka costs no memory for
+		// requests that could not be taken anyway. net/http then discards a small
+		// unread body to keep the connection, or answers Connection: close.
+		f.log.Debug("buffer full; answering 503 without reading the body", "content_length", r.ContentLength, "err", err)
+		problem.Write(w, unavailableUnread(err))
+		return
+	}
 	events, p := ParseRequest(r, f.limits)
 	if p != nil {
 		f.metrics.IngestEvents.WithLabelValues("rejected").Inc()
@@ -230,22 +239,46 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, p)
 		return
 	}
-	f.metrics.BatchSize.WithLabelValues("ingest").Observe(float64(len(events)))
+	// events is not used after Publish, so the body and the parsed events can be
+	// collected while the request waits for Kafka: only the records are kept, and
+	// they are what the publisher's byte budget counts.
+	n := len(events)
+	f.metrics.BatchSize.WithLabelValues("ingest").Observe(float64(n))
 	if err := f.Publish(r.Context(), events); err != nil {
 		if errors.As(err, &p) { // an event that can never be published (413)
-			f.metrics.IngestEvents.WithLabelValues("rejected").Add(float64(len(events)))
+			f.metrics.IngestEvents.WithLabelValues("rejected").Add(float64(n))
 			problem.Write(w, p)
 			return
 		}
-		f.metrics.IngestEvents.WithLabelValues("unavailable").Add(float64(len(events)))
-		f.log.Warn("publish failed; answering 503", "events", len(events), "err", err)
+		f.metrics.IngestEvents.WithLabelValues("unavailable").Add(float64(n))
+		f.log.Warn("publish failed; answering 503", "events", n, "err", err)
 		problem.Write(w, unavailable(err))
 		return
 	}
-	f.metrics.IngestEvents.WithLabelValues("accepted").Add(float64(len(events)))
+	f.metrics.IngestEvents.WithLabelValues("accepted").Add(float64(n))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"accepted":%s}`+"\n", strconv.Itoa(len(events)))
+	fmt.Fprintf(w, `{"accepted":%s}`+"\n", strconv.Itoa(n))
+}
+
+// admissible returns the ErrBufferFull a request would get from the publisher it can
+// go to (either, with TRANSACTIONAL_TYPES) judging from its Content-Length alone, or
+// nil. A request of unknown length is judged by what is buffered already.
+func (f *Function) admissible(r *http.Request) error {
+	size := max(r.ContentLength, 0)
+	err := f.pub.Admissible(size)
+	if err != nil && f.txn.pub != nil && f.txn.pub.Admissible(size) == nil {
+		return nil // its events may all be of transactional types
+	}
+	return err
+}
+
+// unavailableUnread is the 503 answer for a request refused before its body was read.
+func unavailableUnread(err error) *problem.Problem {
+	p := problem.New(http.StatusServiceUnavailable, problem.TypeUnavailable,
+		"ingest is at its buffer limit while Kafka catches up, so the body was not read; retry the whole request: "+err.Error())
+	p.RetryAfter = time.Second
+	return p
 }
 
 // unavailable is the 503 answer for a publish that failed: the client retries the

@@ -31,12 +31,13 @@ func (f *Function) startTxn(cfg Config, base *sarama.Config) error {
 	}
 	id := kafka.TransactionalID(cfg.Kafka, cfg.Producer)
 	p, err := kafka.NewTxnPublisher(cfg.Brokers, kafka.TxnProducerConfig(base, cfg.Producer, id), kafka.TxnOptions{
-		Window:      cfg.BatchTimeout(),
-		MaxRecords:  cfg.BatchSize,
-		MaxBuffered: cfg.MaxBuffered,
-		AckTimeout:  cfg.AckTimeout(),
-		OnAck:       f.onAck,
-		Logger:      f.log,
+		Window:           cfg.BatchTimeout(),
+		MaxRecords:       cfg.BatchSize,
+		MaxBuffered:      cfg.MaxBuffered,
+		MaxBufferedBytes: cfg.MaxBufferedBytes,
+		AckTimeout:       cfg.AckTimeout(),
+		OnAck:            f.onAck,
+		Logger:           f.log,
 	})
 	if err != nil {
 		return fmt.Errorf("TRANSACTIONAL_TYPES=%s (transactional.id %s): %w", strings.Join(cfg.TransactionalTypes, ","), id, err)

@@ -62,6 +62,7 @@ type Producer struct {
 	BatchSize          int      `envconfig:"BATCH_SIZE" default:"1000" desc:"records per produce request at most (sarama Flush.Messages)"`
 	BatchTimeoutMS     int      `envconfig:"BATCH_TIMEOUT_MS" default:"1" desc:"longest a record waits for its batch to fill before it is sent"`
 	MaxBuffered        int      `envconfig:"PRODUCER_MAX_BUFFERED" default:"20000" desc:"records accepted but not yet acknowledged, at most; beyond it ingest answers 503"`
+	MaxBufferedBytes   int64    `envconfig:"PRODUCER_MAX_BUFFERED_BYTES" default:"33554432" desc:"bytes of those records (key, value, headers and per-record overhead), at most; beyond it ingest answers 503, before reading the body when the publisher is already full"`
 	AckTimeoutMS       int      `envconfig:"PRODUCER_ACK_TIMEOUT_MS" default:"10000" desc:"longest a request waits for Kafka's acknowledgement before ingest answers 503"`
 	TransactionalTypes []string `envconfig:"TRANSACTIONAL_TYPES" desc:"comma-separated event types published inside Kafka transactions"`
 	TransactionalID    string   `envconfig:"TRANSACTIONAL_ID" desc:"transactional.id prefix (default: KAFKA_CLIENT_ID plus the host name)"`
@@ -83,6 +84,7 @@ func (p Producer) Validate() error {
 		Positive("BATCH_SIZE", int64(p.BatchSize)),
 		Positive("BATCH_TIMEOUT_MS", int64(p.BatchTimeoutMS)),
 		Positive("PRODUCER_MAX_BUFFERED", int64(p.MaxBuffered)),
+		Positive("PRODUCER_MAX_BUFFERED_BYTES", p.MaxBufferedBytes),
 		Positive("PRODUCER_ACK_TIMEOUT_MS", int64(p.AckTimeoutMS)),
 	)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,8 +198,8 @@ func TestPublisherAcknowledgesEachCaller(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if p.Buffered() != 0 {
-		t.Fatalf("buffered = %d after all acks", p.Buffered())
+	if p.Buffered() != 0 || p.BufferedBytes() != 0 {
+		t.Fatalf("buffered = %d records, %d bytes after all acks", p.Buffered(), p.BufferedBytes())
 	}
 	for i := 1; i <= 20; i++ {
 		if _, ok := acked.Load(i); !ok {
@@ -223,6 +224,55 @@ func TestPublisherRefusesBeyondBuffer(t *testing.T) {
 	p.Release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPublisherRefusesBeyondBufferedBytes: few records, but large ones, must be
+// refused once their bytes reach MaxBufferedBytes, before any reaches the producer,
+// and Admissible must say so without taking anything.
+func TestPublisherRefusesBeyondBufferedBytes(t *testing.T) {
+	brokers := startBroker(t)
+	big := func(n int, key string) []*sarama.ProducerMessage {
+		out := records(n, key)
+		for _, m := range out {
+			m.Value = sarama.ByteEncoder(make([]byte, 10<<10))
+		}
+		return out
+	}
+	p := newPublisher(t, brokers, PublisherOptions{MaxBufferedBytes: 64 << 10})
+	if err := p.Hold(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := big(5, "a")
+	done := make(chan error, 1)
+	go func() { done <- p.Publish(context.Background(), first) }()
+	eventually(t, func() bool { return p.Buffered() == 5 })
+	if got, want := p.BufferedBytes(), recordsBytes(first); got != want {
+		t.Fatalf("BufferedBytes = %d, want %d", got, want)
+	}
+	if err := p.Admissible(0); err != nil {
+		t.Fatalf("Admissible(0) with room left: %v", err)
+	}
+	if err := p.Admissible(20 << 10); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("Admissible(20 KiB) with about 14 KiB free: %v, want ErrBufferFull", err)
+	}
+	err := p.Publish(context.Background(), big(2, "b"))
+	if !errors.Is(err, ErrBufferFull) || !strings.Contains(err.Error(), "PRODUCER_MAX_BUFFERED_BYTES") {
+		t.Fatalf("err = %v, want ErrBufferFull naming PRODUCER_MAX_BUFFERED_BYTES", err)
+	}
+	p.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.Buffered() != 0 || p.BufferedBytes() != 0 {
+		t.Fatalf("buffered = %d records, %d bytes after the acks", p.Buffered(), p.BufferedBytes())
+	}
+	// A request larger than the whole budget goes through when it is alone.
+	if err := p.Publish(context.Background(), big(10, "c")); err != nil {
+		t.Fatalf("a lone request over the budget: %v", err)
+	}
+	if p.BufferedBytes() != 0 {
+		t.Fatalf("BufferedBytes = %d after the lone request", p.BufferedBytes())
 	}
 }
 

@@ -102,6 +102,10 @@ func TestPublisherWorksAfterOutageLongerThanRetries(t *testing.T) {
 			if failed == 0 {
 				t.Fatal("no publish failed during the outage: the test proves nothing")
 			}
+			// Failed records give their share of the buffer back, once.
+			if n, b := p.Buffered(), p.BufferedBytes(); n != 0 || b != 0 {
+				t.Fatalf("buffered = %d records, %d bytes after every publish was answered", n, b)
+			}
 			end()
 
 			// Each record published after the outage must be acknowledged; a wedged

@@ -15,7 +15,8 @@ import (
 // may or may not be in Kafka: the caller answers "retry" (ingest: 503) and the
 // consumers deduplicate by (source, id) whatever lands twice.
 var (
-	// ErrBufferFull: more records are waiting for acknowledgement than MaxBuffered.
+	// ErrBufferFull: more records, or more bytes, would be waiting for
+	// acknowledgement than MaxBuffered or MaxBufferedBytes allow.
 	ErrBufferFull = errors.New("kafka: publisher buffer full")
 	// ErrClosed: the publisher is shutting down.
 	ErrClosed = errors.New("kafka: publisher closed")
@@ -27,6 +28,8 @@ var (
 type PublisherOptions struct {
 	// MaxBuffered bounds the records accepted and not yet acknowledged (default 20000).
 	MaxBuffered int
+	// MaxBufferedBytes bounds their bytes, as RecordBytes counts them (default 32 MiB).
+	MaxBufferedBytes int64
 	// AckTimeout bounds how long Publish waits for Kafka (default 10 s).
 	AckTimeout time.Duration
 	// OnAck, when set, is called once per Publish call that reached the producer,
@@ -61,7 +64,7 @@ type Publisher struct {
 	closed bool
 	in     chan *pending
 
-	buffered atomic.Int64 // records accepted, not yet acknowledged
+	budget *budget // records and bytes accepted, not yet acknowledged
 
 	gateMu   sync.Mutex
 	gate     chan struct{} // non-nil while held; closed on release
@@ -75,6 +78,7 @@ type pending struct {
 	records []*sarama.ProducerMessage
 	start   time.Time
 	n       int
+	bytes   int64 // taken from the budget, given back with the last acknowledgement
 	left    atomic.Int32
 	mu      sync.Mutex
 	err     error
@@ -84,9 +88,6 @@ type pending struct {
 // NewPublisher connects to brokers with cfg (see ProducerConfig) and starts the
 // dispatcher and acknowledgement goroutines. Close it to flush and stop.
 func NewPublisher(brokers []string, cfg *sarama.Config, opts PublisherOptions) (*Publisher, error) {
-	if opts.MaxBuffered <= 0 {
-		opts.MaxBuffered = 20000
-	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = 10 * time.Second
 	}
@@ -103,6 +104,7 @@ func NewPublisher(brokers []string, cfg *sarama.Config, opts PublisherOptions) (
 		client:   client,
 		producer: producer,
 		opts:     opts,
+		budget:   newBudget(opts.MaxBuffered, opts.MaxBufferedBytes),
 		in:       make(chan *pending, 1024),
 		acksDone: make(chan struct{}),
 	}
@@ -116,30 +118,42 @@ func NewPublisher(brokers []string, cfg *sarama.Config, opts PublisherOptions) (
 func (p *Publisher) Client() sarama.Client { return p.client }
 
 // Buffered is the number of records accepted and not yet acknowledged.
-func (p *Publisher) Buffered() int64 { return p.buffered.Load() }
+func (p *Publisher) Buffered() int64 { return p.budget.records.Load() }
+
+// BufferedBytes is the bytes (RecordBytes) of the records accepted and not yet
+// acknowledged.
+func (p *Publisher) BufferedBytes() int64 { return p.budget.bytes.Load() }
+
+// Admissible returns nil when a Publish of about size bytes (0: unknown) would not
+// be refused for the buffer bounds right now, and the ErrBufferFull it would get
+// otherwise, so a caller can refuse a request before reading it. It takes nothing:
+// Publish checks again.
+func (p *Publisher) Admissible(size int64) error { return p.budget.admissible(size) }
 
 // Publish sends msgs and returns when Kafka has acknowledged all of them (nil), when
 // any failed (the first error), or when it gives up waiting (ErrAckTimeout, ctx's
 // error). It refuses at once with ErrBufferFull when accepting msgs would put more
-// than MaxBuffered records in flight, so memory stays bounded when Kafka stalls.
+// than MaxBuffered records or MaxBufferedBytes bytes in flight, so memory stays
+// bounded when Kafka stalls. A request that finds nothing buffered is let through
+// whatever its size, or it could never be published.
 func (p *Publisher) Publish(ctx context.Context, msgs []*sarama.ProducerMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	n := int64(len(msgs))
-	if p.buffered.Add(n) > int64(p.opts.MaxBuffered) && n != p.buffered.Load() {
-		// A single request larger than the buffer is still let through when nothing
-		// else is buffered, or it could never be published.
-		p.buffered.Add(-n)
-		return ErrBufferFull
+	n, size := int64(len(msgs)), recordsBytes(msgs)
+	if err := p.budget.take(n, size); err != nil {
+		return err
 	}
-	req := &pending{records: msgs, start: time.Now(), n: len(msgs), done: make(chan struct{})}
+	req := &pending{records: msgs, start: time.Now(), n: len(msgs), bytes: size, done: make(chan struct{})}
 	req.left.Store(int32(n))
 	for _, m := range msgs {
 		m.Metadata = req
 	}
 	if err := p.enqueue(ctx, req); err != nil {
-		p.buffered.Add(-n)
+		for _, m := range msgs {
+			m.Metadata = nil
+		}
+		p.budget.give(n, size)
 		return err
 	}
 	timer := time.NewTimer(p.opts.AckTimeout)
@@ -211,8 +225,8 @@ func (p *Publisher) ack(m *sarama.ProducerMessage, err error) {
 		p.idle.Broadcast()
 	}
 	p.gateMu.Unlock()
-	p.buffered.Add(-1)
 	if req == nil {
+		p.budget.give(1, 0)
 		return
 	}
 	if err != nil {
@@ -222,18 +236,22 @@ func (p *Publisher) ack(m *sarama.ProducerMessage, err error) {
 		}
 		req.mu.Unlock()
 	}
-	if req.left.Add(-1) == 0 {
-		req.records = nil
-		if p.opts.OnAck != nil {
-			p.opts.OnAck(req.n, req.err, time.Since(req.start))
-		}
-		close(req.done)
+	if req.left.Add(-1) != 0 {
+		p.budget.give(1, 0)
+		return
 	}
+	// The request's bytes go back with its last record: it holds them all until then.
+	p.budget.give(1, req.bytes)
+	req.records = nil
+	if p.opts.OnAck != nil {
+		p.opts.OnAck(req.n, req.err, time.Since(req.start))
+	}
+	close(req.done)
 }
 
 // Hold stops handing new records to the producer and returns once every record
 // handed over before is acknowledged (or ctx ends). Publish calls keep being
-// accepted up to MaxBuffered and wait. Release with Release; RefreshPartitions
+// accepted up to MaxBuffered and MaxBufferedBytes and wait. Release with Release; RefreshPartitions
 // between the two makes the records held back use a new partition count.
 func (p *Publisher) Hold(ctx context.Context) error {
 	p.gateMu.Lock()
@@ -306,7 +324,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	select {
 	case <-p.acksDone:
 	case <-ctx.Done():
-		return fmt.Errorf("close publisher: %w (%d records unacknowledged)", ctx.Err(), p.buffered.Load())
+		return fmt.Errorf("close publisher: %w (%d records unacknowledged)", ctx.Err(), p.Buffered())
 	}
 	return p.client.Close()
 }

@@ -70,6 +70,8 @@ type TxnOptions struct {
 	MaxRecords int
 	// MaxBuffered bounds the records accepted and not yet acknowledged (default 20000).
 	MaxBuffered int
+	// MaxBufferedBytes bounds their bytes, as RecordBytes counts them (default 32 MiB).
+	MaxBufferedBytes int64
 	// AckTimeout bounds how long Publish waits (default 10 s).
 	AckTimeout time.Duration
 	// OnAck, when set, is called once per Publish call that reached a transaction,
@@ -115,14 +117,15 @@ type TxnPublisher struct {
 	in     chan *txnRequest
 	done   chan struct{}
 
-	buffered atomic.Int64
-	commits  atomic.Int64
-	aborts   atomic.Int64
-	resets   atomic.Int64
+	budget  *budget // records and bytes accepted, not yet answered
+	commits atomic.Int64
+	aborts  atomic.Int64
+	resets  atomic.Int64
 }
 
 type txnRequest struct {
 	msgs  []*sarama.ProducerMessage
+	bytes int64 // taken from the budget, given back when answered
 	start time.Time
 	err   error // written by the owner goroutine before done is closed
 	done  chan struct{}
@@ -143,9 +146,6 @@ func NewTxnPublisher(brokers []string, cfg *sarama.Config, opts TxnOptions) (*Tx
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = 1000
 	}
-	if opts.MaxBuffered <= 0 {
-		opts.MaxBuffered = 20000
-	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = 10 * time.Second
 	}
@@ -156,6 +156,7 @@ func NewTxnPublisher(brokers []string, cfg *sarama.Config, opts TxnOptions) (*Tx
 		brokers: brokers,
 		cfg:     cfg,
 		opts:    opts,
+		budget:  newBudget(opts.MaxBuffered, opts.MaxBufferedBytes),
 		log:     opts.Logger.With("transactional_id", cfg.Producer.Transaction.ID),
 		in:      make(chan *txnRequest, 1024),
 		done:    make(chan struct{}),
@@ -176,7 +177,14 @@ func NewTxnPublisher(brokers []string, cfg *sarama.Config, opts TxnOptions) (*Tx
 }
 
 // Buffered is the number of records accepted and not yet answered.
-func (p *TxnPublisher) Buffered() int64 { return p.buffered.Load() }
+func (p *TxnPublisher) Buffered() int64 { return p.budget.records.Load() }
+
+// BufferedBytes is the bytes (RecordBytes) of the records accepted and not yet
+// answered.
+func (p *TxnPublisher) BufferedBytes() int64 { return p.budget.bytes.Load() }
+
+// Admissible is Publisher.Admissible for the transactional publisher.
+func (p *TxnPublisher) Admissible(size int64) error { return p.budget.admissible(size) }
 
 // TxnStats counts what the publisher did with its transactions.
 type TxnStats struct {
@@ -197,14 +205,13 @@ func (p *TxnPublisher) Publish(ctx context.Context, msgs []*sarama.ProducerMessa
 	if len(msgs) == 0 {
 		return nil
 	}
-	n := int64(len(msgs))
-	if p.buffered.Add(n) > int64(p.opts.MaxBuffered) && n != p.buffered.Load() {
-		p.buffered.Add(-n)
-		return ErrBufferFull
+	n, size := int64(len(msgs)), recordsBytes(msgs)
+	if err := p.budget.take(n, size); err != nil {
+		return err
 	}
-	req := &txnRequest{msgs: msgs, start: time.Now(), done: make(chan struct{})}
+	req := &txnRequest{msgs: msgs, bytes: size, start: time.Now(), done: make(chan struct{})}
 	if err := p.enqueue(ctx, req); err != nil {
-		p.buffered.Add(-n)
+		p.budget.give(n, size)
 		return err
 	}
 	timer := time.NewTimer(p.opts.AckTimeout)
@@ -289,7 +296,7 @@ func (p *TxnPublisher) gather(first *txnRequest) []*txnRequest {
 func (p *TxnPublisher) answer(batch []*txnRequest, err error) {
 	for _, r := range batch {
 		r.err = err
-		p.buffered.Add(-int64(len(r.msgs)))
+		p.budget.give(int64(len(r.msgs)), r.bytes)
 		if p.opts.OnAck != nil {
 			p.opts.OnAck(len(r.msgs), err, time.Since(r.start))
 		}
@@ -355,13 +362,13 @@ func (p *TxnPublisher) Close(ctx context.Context) error {
 	case <-p.done:
 		return p.client.Close()
 	case <-ctx.Done():
-		return fmt.Errorf("close transactional publisher: %w (%d records unanswered)", ctx.Err(), p.buffered.Load())
+		return fmt.Errorf("close transactional publisher: %w (%d records unanswered)", ctx.Err(), p.Buffered())
 	}
 }
 
 // Hold stops starting transactions and returns once the transaction under way, if
 // any, is committed or aborted and answered (or ctx ends; the publisher stays held).
-// Publish calls keep being accepted up to MaxBuffered and wait. Release with Release;
+// Publish calls keep being accepted up to MaxBuffered and MaxBufferedBytes and wait. Release with Release;
 // RefreshPartitions between the two makes the held records use a new partition count.
 func (p *TxnPublisher) Hold(ctx context.Context) error {
 	p.gateMu.Lock()

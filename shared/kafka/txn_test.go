@@ -265,6 +265,9 @@ func TestTxnPublisherAbortsAndRecovers(t *testing.T) {
 		t.Fatalf("publish after the abort: %v", err)
 	}
 	t.Logf("next transaction committed %s after the start", time.Since(start))
+	if n, b := p.Buffered(), p.BufferedBytes(); n != 0 || b != 0 {
+		t.Errorf("buffered = %d records, %d bytes after every publish was answered", n, b)
+	}
 	if st := p.Stats(); st.Aborts != 1 || st.Resets != 0 || st.Commits != 1 {
 		t.Errorf("stats %+v, want 1 abort, 0 resets, 1 commit (the producer recovers without being replaced)", st)
 	}

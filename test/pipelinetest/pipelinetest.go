@@ -114,7 +114,7 @@ func Options(t testing.TB, name string, brokers []string, rc config.Redis) funct
 	}
 	prefix := name + ":"
 	in := ingest.Config{Kafka: k, PartitionKeyAttribute: "subject", MaxBodyBytes: 16 << 20, MaxBatchEvents: 5000, MaxEventBytes: 900 << 10,
-		Producer: config.Producer{BatchSize: 1000, BatchTimeoutMS: 5, MaxBuffered: 20000, AckTimeoutMS: 15000}}
+		Producer: config.Producer{BatchSize: 1000, BatchTimeoutMS: 5, MaxBuffered: 20000, MaxBufferedBytes: 32 << 20, AckTimeoutMS: 15000}}
 	nc := notification.Config{Kafka: k, Redis: rc, Config: scaling.DefaultConfig(), Consumer: notification.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, StreamMaxLen: 10000, DedupWindow: 168 * time.Hour}
 	nc.Consumer.Group = name + "-notifications"
 	ac := analytics.Config{Kafka: k, Redis: rc, Config: scaling.DefaultConfig(), Consumer: analytics.ConsumerDefaults(), Mode: "pull", KeyPrefix: prefix, DedupWindow: 168 * time.Hour}
