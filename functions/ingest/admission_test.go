@@ -167,6 +167,24 @@ func TestBodyLargerThanFreeBytesIsRefusedUnread(t *testing.T) {
 	if w, read := serveCounted(s, []byte("[{"), 2); w.Code != http.StatusBadRequest || read == 0 {
 		t.Errorf("Content-Length 10 with %d bytes free: %d after reading %d bytes; want it read (400)", free, w.Code, read)
 	}
+	// A request whose body fits but whose records do not is read and refused; until
+	// something is acknowledged, the next one is refused unread although its
+	// Content-Length would fit.
+	evs := make([][]byte, 200)
+	for i := range evs {
+		evs[i] = structured(fmt.Sprintf("many-%d", i), "/admission")
+	}
+	many := batch(evs...)
+	if int64(len(many)) >= free {
+		t.Fatalf("a %d-byte body does not fit in %d bytes: the test proves nothing", len(many), free)
+	}
+	if w, read := serveCounted(s, many, int64(len(many))); w.Code != http.StatusServiceUnavailable || read == 0 {
+		t.Fatalf("200 events in %d bytes with %d bytes free: %d after reading %d bytes; want it read and refused", len(many), free, w.Code, read)
+	}
+	w, read = serveCounted(s, batch(structured("x", "/admission")), 100)
+	if w.Code != http.StatusServiceUnavailable || read != 0 || !strings.Contains(w.Body.String(), "nothing was acknowledged since") {
+		t.Fatalf("after a refusal: %d after reading %d bytes: %s; want 503 unread", w.Code, read, w.Body.String())
+	}
 	if code := release(); code != http.StatusAccepted {
 		t.Fatalf("the held request: %d, want 202 once released", code)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -72,14 +73,23 @@ func (k *stallableKafka) resume() {
 
 // TestBackpressure: while Kafka does not answer, ingest answers 503 with
 // Retry-After within its ack timeout (at once when its buffer is full), and holds
-// no more than PRODUCER_MAX_BUFFERED records. Afterwards every event answered 202
-// is in the topic, and a client that retries its refused requests gets every event
-// counted once by analytics, although some of the refused events did land.
+// no more than PRODUCER_MAX_BUFFERED records or PRODUCER_MAX_BUFFERED_BYTES bytes,
+// whichever is reached first. Afterwards every event answered 202 is in the topic,
+// and a client that retries its refused requests gets every event counted once by
+// analytics, although some of the refused events did land.
 func TestBackpressure(t *testing.T) {
-	k := newStallableKafka(t)
-	runBackpressure(t, k.c.ListenAddrs(), false,
-		func(*function.Function) { k.stall() }, func(*function.Function) { k.resume() })
+	for name, maxBytes := range map[string]int64{"records bound": 0, "bytes bound": bytesBound} {
+		t.Run(name, func(t *testing.T) {
+			k := newStallableKafka(t)
+			runBackpressure(t, k.c.ListenAddrs(), false, maxBytes,
+				func(*function.Function) { k.stall() }, func(*function.Function) { k.resume() })
+		})
+	}
 }
+
+// bytesBound is a PRODUCER_MAX_BUFFERED_BYTES that binds before the tests'
+// PRODUCER_MAX_BUFFERED of 100 records: about four requests of ten small events.
+const bytesBound = 20 << 10
 
 // TestBackpressureRealKafka runs the same scenario on the real broker and Redis. The
 // broker cannot be made to stop answering (other tests share it), so ingest's
@@ -88,7 +98,7 @@ func TestBackpressure(t *testing.T) {
 // causes, and when released they land, also those whose requests were answered 503.
 func TestBackpressureRealKafka(t *testing.T) {
 	b := itest.Kafka(t)
-	runBackpressure(t, strings.Split(b, ","), true,
+	runBackpressure(t, strings.Split(b, ","), true, bytesBound,
 		func(f *function.Function) {
 			go f.Ingest.Publisher().Hold(context.Background()) // returns once the in-flight records are acked
 		},
@@ -114,11 +124,13 @@ func TestBackpressureFrozenBroker(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { exec.Command("bash", script, "resume-node", "1").Run() }) // never leave it frozen
-	runBackpressure(t, strings.Split(b, ","), true,
+	runBackpressure(t, strings.Split(b, ","), true, bytesBound,
 		func(*function.Function) { node("pause-node") }, func(*function.Function) { node("resume-node") })
 }
 
-func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resume func(*function.Function)) {
+// runBackpressure runs the scenario with PRODUCER_MAX_BUFFERED 100 and maxBytes as
+// PRODUCER_MAX_BUFFERED_BYTES (0: its default, so the record bound binds).
+func runBackpressure(t *testing.T, brokers []string, realRedis bool, maxBytes int64, stall, resume func(*function.Function)) {
 	const (
 		maxBuffered = 100
 		clients     = 30
@@ -140,6 +152,9 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 	opts.Notification.Consumer.InitialOffset = "earliest"
 	opts.Analytics.Consumer.InitialOffset = "earliest"
 	opts.Ingest.MaxBuffered = maxBuffered
+	if maxBytes > 0 {
+		opts.Ingest.MaxBufferedBytes = maxBytes
+	}
 	opts.Ingest.AckTimeoutMS = int(ackTimeout / time.Millisecond)
 	f := function.New()
 	if err := f.StartWith(context.Background(), opts); err != nil {
@@ -172,22 +187,23 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 		r.body = batch(evs...)
 		return r
 	}
-	send := func(r request) (int, string, time.Duration) {
+	send := func(r request) (int, string, string, time.Duration) {
 		start := time.Now()
 		resp, err := http.Post(srv.URL+"/", ctBatch, strings.NewReader(string(r.body)))
 		if err != nil {
 			t.Error(err)
-			return 0, "", 0
+			return 0, "", "", 0
 		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(start)
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), string(answer), time.Since(start)
 	}
 
 	// Before the stall: accepted.
 	accepted := map[string]bool{}
 	for i := 0; i < 2; i++ {
 		r := newBatch(fmt.Sprintf("before%d", i))
-		if code, _, _ := send(r); code != http.StatusAccepted {
+		if code, _, _, _ := send(r); code != http.StatusAccepted {
 			t.Fatalf("before the stall: %d", code)
 		}
 		for _, id := range r.ids {
@@ -198,7 +214,7 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 	// The stall: many clients at once, the buffer sampled all along.
 	stall(f)
 	pub := f.Ingest.Publisher()
-	var maxSeen atomic.Int64
+	var maxSeen, maxSeenBytes atomic.Int64
 	sampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -206,6 +222,9 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 		for {
 			if n := pub.Buffered(); n > maxSeen.Load() {
 				maxSeen.Store(n)
+			}
+			if n := pub.BufferedBytes(); n > maxSeenBytes.Load() {
+				maxSeenBytes.Store(n)
 			}
 			select {
 			case <-sampling:
@@ -220,6 +239,7 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 		slowest     time.Duration
 		noRetryHint int
 		codes       = map[int]int{}
+		unread      int // 503s given before the body was read
 		wg          sync.WaitGroup
 	)
 	for i := 0; i < clients; i++ {
@@ -227,7 +247,7 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 		go func() {
 			defer wg.Done()
 			r := newBatch(fmt.Sprintf("during%d", i))
-			code, retryAfter, took := send(r)
+			code, retryAfter, detail, took := send(r)
 			mu.Lock()
 			defer mu.Unlock()
 			codes[code]++
@@ -239,6 +259,9 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 				}
 			case http.StatusServiceUnavailable:
 				refused = append(refused, r)
+				if strings.Contains(detail, "not read") {
+					unread++
+				}
 				if retryAfter == "" {
 					noRetryHint++
 				}
@@ -250,12 +273,21 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 	wg.Wait()
 	close(sampling)
 	<-sampled
-	t.Logf("during the stall: answers %v, slowest %s, most records buffered %d (limit %d)", codes, slowest.Round(time.Millisecond), maxSeen.Load(), maxBuffered)
+	t.Logf("during the stall: answers %v (%d refused before reading the body), slowest %s, most buffered %d records (limit %d), %d bytes (limit %d)",
+		codes, unread, slowest.Round(time.Millisecond), maxSeen.Load(), maxBuffered, maxSeenBytes.Load(), opts.Ingest.MaxBufferedBytes)
 	if len(refused) == 0 {
 		t.Fatal("no request was refused: the stall did not happen")
 	}
 	if noRetryHint > 0 {
 		t.Errorf("%d answers 503 without Retry-After", noRetryHint)
+	}
+	// The buffer stays full while Kafka is silent: one more request is refused before
+	// its body is read.
+	late := newBatch("late")
+	if code, _, detail, _ := send(late); code != http.StatusServiceUnavailable || !strings.Contains(detail, "not read") {
+		t.Errorf("a request after the others, Kafka still silent: %d %s; want 503 before reading the body", code, detail)
+	} else {
+		refused = append(refused, late)
 	}
 	// A bound, not a speed: without it a request would wait for Kafka for ever.
 	if limit := ackTimeout + 5*time.Second; slowest > limit {
@@ -263,6 +295,10 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 	}
 	if maxSeen.Load() > maxBuffered+perBatch {
 		t.Errorf("%d records buffered, more than PRODUCER_MAX_BUFFERED=%d (one request may go over by its own size only when nothing else is buffered)", maxSeen.Load(), maxBuffered)
+	}
+	// A request here is far smaller than the byte bound, so no exception applies.
+	if maxSeenBytes.Load() > opts.Ingest.MaxBufferedBytes {
+		t.Errorf("%d bytes buffered, more than PRODUCER_MAX_BUFFERED_BYTES=%d", maxSeenBytes.Load(), opts.Ingest.MaxBufferedBytes)
 	}
 
 	// Kafka answers again: the held records land, then the client retries every
@@ -274,7 +310,7 @@ func runBackpressure(t *testing.T, brokers []string, realRedis bool, stall, resu
 	})
 	for i, r := range refused {
 		for attempt := 0; ; attempt++ {
-			code, _, _ := send(r)
+			code, _, _, _ := send(r)
 			if code == http.StatusAccepted {
 				break
 			}

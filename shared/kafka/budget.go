@@ -23,6 +23,16 @@ const (
 type budget struct {
 	maxRecords, maxBytes int64
 	records, bytes       atomic.Int64
+
+	gives   atomic.Uint64           // calls of give so far
+	refused atomic.Pointer[refusal] // the last refusal of take
+}
+
+// refusal is a take refused when gives was at a count: until the next give, the
+// budget is full for a request like it.
+type refusal struct {
+	gives uint64
+	err   error
 }
 
 func newBudget(maxRecords int, maxBytes int64) *budget {
@@ -38,6 +48,7 @@ func newBudget(maxRecords int, maxBytes int64) *budget {
 // take counts n records of size bytes in, or refuses them with an error wrapping
 // ErrBufferFull that says which bound was reached.
 func (b *budget) take(n, size int64) error {
+	g := b.gives.Load() // before the counts: a give after it makes this refusal stale
 	r, s := b.records.Add(n), b.bytes.Add(size)
 	// r == n and s == size: nothing else was buffered, so even a request larger than
 	// a bound goes through (alone).
@@ -48,10 +59,12 @@ func (b *budget) take(n, size int64) error {
 	}
 	b.records.Add(-n)
 	b.bytes.Add(-size)
+	err := fmt.Errorf("%w: %d bytes would be waiting for Kafka, the limit is %d (PRODUCER_MAX_BUFFERED_BYTES)", ErrBufferFull, s, b.maxBytes)
 	if overRecords {
-		return fmt.Errorf("%w: %d records would be waiting for Kafka, the limit is %d (PRODUCER_MAX_BUFFERED)", ErrBufferFull, r, b.maxRecords)
+		err = fmt.Errorf("%w: %d records would be waiting for Kafka, the limit is %d (PRODUCER_MAX_BUFFERED)", ErrBufferFull, r, b.maxRecords)
 	}
-	return fmt.Errorf("%w: %d bytes would be waiting for Kafka, the limit is %d (PRODUCER_MAX_BUFFERED_BYTES)", ErrBufferFull, s, b.maxBytes)
+	b.refused.Store(&refusal{gives: g, err: err})
+	return err
 }
 
 // give returns records and bytes taken before; each take is given back once, which
@@ -59,15 +72,23 @@ func (b *budget) take(n, size int64) error {
 func (b *budget) give(n, size int64) {
 	b.records.Add(-n)
 	b.bytes.Add(-size)
+	b.gives.Add(1)
 }
 
-// admissible reports, without taking anything, whether a request of size bytes (0:
-// unknown) would be refused now, with the same error take would return.
+// admissible reports, without taking anything, whether a request of about size
+// bytes (0: unknown) would be refused now: when a bound is reached, when size does
+// not fit in the bytes left, or when the last take was refused and nothing was given
+// back since (a request's size is only known once it is read and encoded, and its
+// records take more than its body: the next one would most likely be refused too).
 func (b *budget) admissible(size int64) error {
+	g := b.gives.Load()
 	r, s := b.records.Load(), b.bytes.Load()
+	last := b.refused.Load()
 	switch {
 	case r == 0 && s == 0:
 		return nil
+	case last != nil && last.gives == g:
+		return fmt.Errorf("%w; nothing was acknowledged since", last.err)
 	case r >= b.maxRecords:
 		return fmt.Errorf("%w: %d records are waiting for Kafka, the limit is %d (PRODUCER_MAX_BUFFERED)", ErrBufferFull, r, b.maxRecords)
 	case s >= b.maxBytes || s+size > b.maxBytes:

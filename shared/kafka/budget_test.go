@@ -76,6 +76,30 @@ func TestBudgetAdmissible(t *testing.T) {
 	}
 }
 
+// TestBudgetFullAfterARefusal: once a take is refused, the budget counts as full for
+// admissible until something is given back, even with bytes left: the next request's
+// records are only known once it is read, and would most likely not fit either.
+func TestBudgetFullAfterARefusal(t *testing.T) {
+	b := newBudget(10, 1000)
+	if err := b.take(2, 700); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.admissible(100); err != nil {
+		t.Fatalf("before any refusal: %v", err)
+	}
+	if err := b.take(2, 400); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("400 bytes with 300 free: %v, want ErrBufferFull", err)
+	}
+	err := b.admissible(100)
+	if !errors.Is(err, ErrBufferFull) || !strings.Contains(err.Error(), "PRODUCER_MAX_BUFFERED_BYTES") || !strings.Contains(err.Error(), "nothing was acknowledged since") {
+		t.Fatalf("after the refusal: %v, want ErrBufferFull naming the bound and saying nothing was acknowledged", err)
+	}
+	b.give(1, 0)
+	if err := b.admissible(100); err != nil {
+		t.Fatalf("after a record was given back: %v, want nil", err)
+	}
+}
+
 func TestBudgetConcurrentTakesNeverExceedOrLeak(t *testing.T) {
 	b := newBudget(100, 10000)
 	var wg sync.WaitGroup
