@@ -1,12 +1,12 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
@@ -32,7 +32,13 @@ var ErrNotCloudEvent = errors.New("record is not a CloudEvent")
 // record (its headers), not the record key.
 func EncodeRecord(ctx context.Context, topic string, e *event.Event, key string) (*sarama.ProducerMessage, error) {
 	m := &sarama.ProducerMessage{Topic: topic}
-	if !encodeBinaryV1(e, m) {
+	pkHeader := "" // the key as ce_partitionkey, when no extension carries it
+	if key != "" {
+		if _, ok := e.Extensions()[partitionKeyExtension]; !ok {
+			pkHeader = key
+		}
+	}
+	if !encodeBinaryV1(e, m, pkHeader) {
 		// The binding's own key mapping is skipped: it runs as a transformer that
 		// looks the extension up through an error path (fmt.Errorf per missing
 		// extension), only to have its key replaced below. The extension still keys
@@ -40,6 +46,9 @@ func EncodeRecord(ctx context.Context, topic string, e *event.Event, key string)
 		ctx = kafka_sarama.WithSkipKeyMapping(binding.WithForceBinary(ctx))
 		if err := kafka_sarama.WriteProducerMessage(ctx, (*binding.EventMessage)(e), m); err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+		}
+		if pkHeader != "" {
+			m.Headers = append(m.Headers, sarama.RecordHeader{Key: hdrPartitionKey, Value: []byte(pkHeader)})
 		}
 	}
 	if key == "" {
@@ -53,9 +62,6 @@ func EncodeRecord(ctx context.Context, topic string, e *event.Event, key string)
 	}
 	if key != "" {
 		m.Key = sarama.StringEncoder(key)
-		if _, ok := e.Extensions()[partitionKeyExtension]; !ok {
-			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte("ce_" + partitionKeyExtension), Value: []byte(key)})
-		}
 	}
 	return m, nil
 }
@@ -194,6 +200,8 @@ var (
 	hdrDataSchema  = []byte(ceHeaderPrefix + "dataschema")
 	hdrSubject     = []byte(ceHeaderPrefix + "subject")
 	hdrTime        = []byte(ceHeaderPrefix + "time")
+
+	hdrPartitionKey = []byte(ceHeaderPrefix + partitionKeyExtension)
 )
 
 // encodeBinaryV1 is EncodeRecord's fast path for CloudEvents 1.0: the record the
@@ -202,40 +210,69 @@ var (
 // the SDK, the data copied), written directly from the event's context. The binding
 // reaches each attribute through boxed getters, a generic formatter and
 // concatenated header names, which made encoding a fifth of ingest's CPU under
-// batched load (see BENCHMARKS.md). It reports false, having written nothing, for
-// any other version or a value the SDK cannot format; the binding then does it.
-func encodeBinaryV1(e *event.Event, m *sarama.ProducerMessage) bool {
+// batched load (see BENCHMARKS.md). Every header value and the data are copied into
+// one buffer of the record's own, so a record costs a few allocations instead of one
+// per header (garbage collection was a third of ingest's CPU under batched load),
+// and still never keeps a request body alive. It reports false, having written
+// nothing, for any other version or a value the SDK cannot format; the binding then
+// does it. A non-empty pkHeader is written last as the ce_partitionkey header.
+func encodeBinaryV1(e *event.Event, m *sarama.ProducerMessage, pkHeader string) bool {
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok || ec == nil {
 		return false
 	}
-	h := make([]sarama.RecordHeader, 0, 8+len(ec.Extensions))
+	type ext struct{ name, value string }
+	var exts []ext // formatted first: a value the SDK cannot format sends the event to the binding
+	size := 0
+	if len(ec.Extensions) > 0 {
+		exts = make([]ext, 0, len(ec.Extensions))
+		for k, v := range ec.Extensions {
+			s, err := types.Format(v)
+			if err != nil {
+				return false
+			}
+			exts = append(exts, ext{k, s})
+			size += len(s)
+		}
+	}
+	var t time.Time
+	if ec.Time != nil {
+		t = ec.Time.Time.UTC()
+	}
+	source, dataSchema := ec.Source.String(), ec.GetDataSchema()
+	size += len(ec.ID) + len(source) + len(event.CloudEventsVersionV1) + len(ec.Type) + len(ec.GetDataContentType()) +
+		len(dataSchema) + len(ec.GetSubject()) + len(time.RFC3339Nano) + len(pkHeader) + len(e.Data())
+	// A copy, as the binding makes: the record must not keep the request body alive.
+	buf := make([]byte, 0, size)
+	h := make([]sarama.RecordHeader, 0, 8+len(ec.Extensions)+1) // +1: EncodeRecord's ce_partitionkey
 	add := func(key []byte, v string) {
 		if v != "" {
-			h = append(h, sarama.RecordHeader{Key: key, Value: []byte(v)})
+			n := len(buf)
+			buf = append(buf, v...)
+			h = append(h, sarama.RecordHeader{Key: key, Value: buf[n:len(buf):len(buf)]})
 		}
 	}
-	add(hdrID, ec.GetID())
-	add(hdrSource, ec.GetSource())
-	add(hdrSpecVersion, ec.GetSpecVersion())
-	add(hdrType, ec.GetType())
+	add(hdrID, ec.ID)
+	add(hdrSource, source)
+	add(hdrSpecVersion, event.CloudEventsVersionV1)
+	add(hdrType, ec.Type)
 	add(hdrContentType, ec.GetDataContentType())
-	add(hdrDataSchema, ec.GetDataSchema())
+	add(hdrDataSchema, dataSchema)
 	add(hdrSubject, ec.GetSubject())
-	if t := ec.GetTime(); !t.IsZero() {
-		add(hdrTime, types.FormatTime(t))
+	if !t.IsZero() {
+		n := len(buf)
+		buf = t.AppendFormat(buf, time.RFC3339Nano) // types.FormatTime, without its string
+		h = append(h, sarama.RecordHeader{Key: hdrTime, Value: buf[n:len(buf):len(buf)]})
 	}
-	for k, v := range ec.Extensions {
-		s, err := types.Format(v)
-		if err != nil {
-			return false
-		}
-		h = append(h, sarama.RecordHeader{Key: []byte(ceHeaderPrefix + k), Value: []byte(s)})
+	for _, x := range exts {
+		add([]byte(ceHeaderPrefix+x.name), x.value)
 	}
+	add(hdrPartitionKey, pkHeader)
 	m.Headers = h
 	if data := e.Data(); len(data) > 0 {
-		// A copy, as the binding makes: the record must not keep the request body alive.
-		m.Value = sarama.ByteEncoder(bytes.Clone(data))
+		n := len(buf)
+		buf = append(buf, data...)
+		m.Value = sarama.ByteEncoder(buf[n:len(buf):len(buf)])
 	}
 	return true
 }

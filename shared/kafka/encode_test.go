@@ -83,7 +83,7 @@ func TestEncodeFastPathMatchesTheBinding(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := encodeViaBinding(t, &e)
 			got := &sarama.ProducerMessage{Topic: "events"}
-			if !encodeBinaryV1(&e, got) {
+			if !encodeBinaryV1(&e, got, "") {
 				t.Fatal("fast path refused a 1.0 event")
 			}
 			gh, wh := headerList(got), headerList(want)
@@ -105,7 +105,7 @@ func TestEncodeFastPathMatchesTheBinding(t *testing.T) {
 		})
 	}
 	old := event.New(event.CloudEventsVersionV03)
-	if encodeBinaryV1(&old, &sarama.ProducerMessage{}) {
+	if encodeBinaryV1(&old, &sarama.ProducerMessage{}, "") {
 		t.Error("fast path took a 0.3 event")
 	}
 }
