@@ -316,7 +316,10 @@ func setAttribute(ec *event.EventContextV1, bit uint16, name, s string) *problem
 		ec.Type = s
 		return checkNonEmpty(name, s)
 	case attrSubject:
-		ec.Subject = &s
+		// A copy of its own: taking s's address would move s to the heap on every
+		// call, whichever attribute it is (an allocation per attribute per event).
+		sub := s
+		ec.Subject = &sub
 		return checkNonEmpty(name, s)
 	case attrSource:
 		u, p := parseURIRef(name, s, false)

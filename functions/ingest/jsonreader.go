@@ -153,6 +153,13 @@ func (d *decoder) readString() (s string, ok bool, p *problem.Problem) {
 	}
 	raw := d.buf[start+1 : d.pos-1]
 	if !escaped {
+		// The values nearly every event repeats, without an allocation each.
+		switch string(raw) {
+		case "1.0":
+			return "1.0", true, nil
+		case "application/json":
+			return "application/json", true, nil
+		}
 		return string(raw), true, nil
 	}
 	b, ok := unescape(raw)
