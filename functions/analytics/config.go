@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"function/shared/config"
@@ -18,7 +19,7 @@ type Config struct {
 
 	Mode        string        `envconfig:"ANALYTICS_MODE" default:"pull" desc:"pull: consume Kafka directly in batches; push: only serve CloudEvents POSTed by a KafkaSource"`
 	KeyPrefix   string        `envconfig:"REDIS_KEY_PREFIX" default:"tide:" desc:"prefix of every Redis key tide writes"`
-	DedupWindow time.Duration `envconfig:"ANALYTICS_DEDUP_WINDOW" default:"168h" desc:"how long an event's (source, id) is remembered so it is counted once"`
+	DedupWindow time.Duration `envconfig:"ANALYTICS_DEDUP_WINDOW" default:"168h" desc:"how long an event's (source, id) is at least remembered so it is counted once (at most twice as long: remembered per window-long epoch)"`
 }
 
 // ConsumerDefaults tune the batch consumer: up to 500 records at once, waiting up to
@@ -44,6 +45,7 @@ func (c Config) Validate() error {
 		c.Consumer.Validate(),
 		c.Config.Validate(),
 		config.OneOf("ANALYTICS_MODE", c.Mode, "pull", "push"),
+		positive("ANALYTICS_DEDUP_WINDOW", c.DedupWindow),
 	)
 }
 
@@ -55,4 +57,11 @@ func LoadConfig() (Config, error) {
 	}
 	err := config.Load("", &c)
 	return c, err
+}
+
+func positive(name string, d time.Duration) error {
+	if d < time.Millisecond {
+		return fmt.Errorf("%s must be at least 1ms, got %s", name, d)
+	}
+	return nil
 }

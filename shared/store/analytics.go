@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -41,47 +42,103 @@ func NewAnalytics(rdb *redis.Client, prefix string, dedup time.Duration) *Analyt
 // (source, id) was seen within the dedup window is counted as a duplicate.
 //
 // The counts are summed in Lua and written once per distinct type, source and minute
-// (and one SADD per 1000 subjects), not once per event: a batch of 500 events of a
-// few types costs about 510 Redis commands instead of about 3000, and Redis was the
-// analytics consumer's bottleneck (see BENCHMARKS.md). Only the dedup SET stays per
-// event, since it decides what is counted.
+// (and one SADD per 1000 subjects), not once per event. Events are remembered as the
+// 16-byte digests of their (source, id) (EventKey's, unencoded) in one set per dedup
+// epoch (the window W long, numbered from Redis's own clock, so every consumer and
+// replica agrees): a batch checks its digests against the current and the previous
+// epoch's set with one SMISMEMBER each and adds the new ones with one SADD per 1000,
+// instead of a SET NX PX key per event, which made Redis spend ~8 µs of CPU per
+// record (see BENCHMARKS.md). An event is so remembered for at least W and at most 2W.
+// Each epoch's set expires after the epoch that follows it; the set before that is
+// UNLINKed (freed in the background) by the first batch that sees it is no longer
+// needed, so a large set is not freed inside Redis's main loop on expiry.
 //
 // KEYS: 1 offsets hash, 2 types hash, 3 sources hash, 4 minutes hash, 5 subjects set,
-// 6 events counter, 7.. one dedup key per fact.
-// ARGV: 1 partition field ("" in push mode), 2 next offset, 3 dedup ttl ms, then
-// 5 values per fact: offset, type, source, minute, subject.
+// 6 events counter.
+// ARGV: 1 partition field ("" in push mode), 2 next offset, 3 dedup window ms, 4 the
+// prefix of the epoch sets' keys, 5 the number G of (type, source, minute) groups,
+// then G triples type, source, minute, then 4 values per fact: offset, digest, group
+// (1-based), subject.
 // Returns {applied, duplicates, replayed}.
 var applyScript = redis.NewScript(`
 local stored = -1
 if ARGV[1] ~= '' then
   stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 end
+local w = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local epoch = math.floor((tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)) / w)
+local function set(e) return ARGV[4] .. string.format('%.0f', e * w) end
+local cur, prev = set(epoch), set(epoch - 1)
+redis.call('UNLINK', set(epoch - 2))
+
+local ngroups = tonumber(ARGV[5])
+local base = 5 + 3 * ngroups
+local n = (#ARGV - base) / 4
 local applied, dups, replayed = 0, 0, 0
-local types, sources, minutes, subjects, nsub = {}, {}, {}, {}, 0
-local n = #KEYS - 6
+local live, digests, m = {}, {}, 0
 for i = 1, n do
-  local base = 3 + (i - 1) * 5
-  local offset = tonumber(ARGV[base + 1])
+  local a = base + (i - 1) * 4
+  local offset = tonumber(ARGV[a + 1])
   if offset >= 0 and offset < stored then
     replayed = replayed + 1
-  elseif redis.call('SET', KEYS[6 + i], '1', 'NX', 'PX', ARGV[3]) then
-    local t, s, m = ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-    types[t] = (types[t] or 0) + 1
-    sources[s] = (sources[s] or 0) + 1
-    minutes[m] = (minutes[m] or 0) + 1
-    if ARGV[base + 5] ~= '' then
-      nsub = nsub + 1
-      subjects[nsub] = ARGV[base + 5]
-    end
-    applied = applied + 1
   else
-    dups = dups + 1
+    m = m + 1
+    live[m] = a
+    digests[m] = ARGV[a + 2]
   end
+end
+
+-- unpack is bounded by Lua's C stack (about 8000 values): work in chunks of 1000.
+local seen = {}
+for _, key in ipairs({cur, prev}) do
+  if m > 0 and redis.call('EXISTS', key) == 1 then
+    for i = 1, m, 1000 do
+      local r = redis.call('SMISMEMBER', key, unpack(digests, i, math.min(i + 999, m)))
+      for k = 1, #r do
+        if r[k] == 1 then seen[digests[i + k - 1]] = true end
+      end
+    end
+  end
+end
+
+local counts, new, nnew, subjects, nsub = {}, {}, 0, {}, 0
+for k = 1, m do
+  local d = digests[k]
+  if seen[d] then
+    dups = dups + 1
+  else
+    seen[d] = true -- a later fact of the same event in this batch is a duplicate
+    nnew = nnew + 1
+    new[nnew] = d
+    local a = live[k]
+    local g = tonumber(ARGV[a + 3])
+    counts[g] = (counts[g] or 0) + 1
+    if ARGV[a + 4] ~= '' then
+      nsub = nsub + 1
+      subjects[nsub] = ARGV[a + 4]
+    end
+  end
+end
+applied = nnew
+for i = 1, nnew, 1000 do
+  redis.call('SADD', cur, unpack(new, i, math.min(i + 999, nnew)))
+end
+if nnew > 0 then
+  redis.call('PEXPIREAT', cur, string.format('%.0f', (epoch + 2) * w))
+end
+
+local types, sources, minutes = {}, {}, {}
+for g, c in pairs(counts) do
+  local a = 5 + (g - 1) * 3
+  local t, s, mi = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  types[t] = (types[t] or 0) + c
+  sources[s] = (sources[s] or 0) + c
+  minutes[mi] = (minutes[mi] or 0) + c
 end
 for k, v in pairs(types) do redis.call('HINCRBY', KEYS[2], k, v) end
 for k, v in pairs(sources) do redis.call('HINCRBY', KEYS[3], k, v) end
 for k, v in pairs(minutes) do redis.call('HINCRBY', KEYS[4], k, v) end
--- unpack is bounded by Lua's C stack (about 8000 values): add subjects in chunks.
 for i = 1, nsub, 1000 do
   redis.call('SADD', KEYS[5], unpack(subjects, i, math.min(i + 999, nsub)))
 end
@@ -101,6 +158,12 @@ type ApplyResult struct {
 	Replayed   int // facts below the stored offset, skipped
 }
 
+// factGroup is what a fact adds to besides the event count: its type, source and minute.
+type factGroup struct {
+	typ, source string
+	minute      int64 // Unix seconds of the minute
+}
+
 // Apply counts facts and, when partition >= 0, stores next as the partition's next
 // offset for (group, topicID), atomically. Facts with Offset < the stored offset are
 // skipped. topicID keys the offsets, so a recreated topic starts afresh.
@@ -108,24 +171,57 @@ func (s *Analytics) Apply(ctx context.Context, group, topicID string, partition 
 	if len(facts) == 0 && partition < 0 {
 		return ApplyResult{}, nil
 	}
-	keys := make([]string, 0, 6+len(facts))
-	keys = append(keys, s.offsetsKey(group, topicID), s.key("types"), s.key("sources"), s.key("minutes"), s.key("subjects"), s.key("events"))
-	args := make([]any, 0, 3+5*len(facts))
+	keys := []string{s.offsetsKey(group, topicID), s.key("types"), s.key("sources"), s.key("minutes"), s.key("subjects"), s.key("events")}
 	field := ""
 	if partition >= 0 {
 		field = strconv.FormatInt(int64(partition), 10)
 	}
-	args = append(args, field, next, s.dedup.Milliseconds())
+	// The (type, source, minute) groups of the batch, each sent once; a batch of a
+	// busy topic has a handful. The facts' values follow them.
+	groups := make(map[factGroup]int, 8)
+	gargs := make([]any, 0, 5+3*8)
+	gargs = append(gargs, field, next, s.window(), s.key("seen:"), 0)
+	factArgs := make([]any, 0, 4*len(facts))
+	// The digests share one buffer: one allocation per batch, not per fact.
+	digests := make([]byte, 0, digestLen*len(facts))
+	var buf []byte
 	for _, f := range facts {
-		keys = append(keys, s.prefix+"analytics:seen:"+EventKey(f.Source, f.ID))
-		args = append(args, f.Offset, f.Type, f.Source, f.Time.UTC().Truncate(time.Minute).Format(time.RFC3339), f.Subject)
+		minute := f.Time.Unix()
+		minute -= ((minute % 60) + 60) % 60
+		k := factGroup{f.Type, f.Source, minute}
+		gi, ok := groups[k]
+		if !ok {
+			gi = len(groups) + 1
+			groups[k] = gi
+			gargs = append(gargs, f.Type, f.Source, time.Unix(minute, 0).UTC().Format(time.RFC3339))
+		}
+		buf = appendIdentity(buf[:0], f.Source, f.ID)
+		sum := sha256.Sum256(buf)
+		digests = append(digests, sum[:digestLen]...)
+		factArgs = append(factArgs, f.Offset, digests[len(digests)-digestLen:], gi, f.Subject)
 	}
+	gargs[4] = len(groups)
+	args := append(gargs, factArgs...)
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply %d facts: %w", len(facts), err)
 	}
 	return ApplyResult{Applied: int(res[0]), Duplicates: int(res[1]), Replayed: int(res[2])}, nil
 }
+
+// digestLen is how much of the SHA-256 of (source, id) identifies an event: 128 bits,
+// as EventKey, so no one can make another's event look seen.
+const digestLen = 16
+
+// appendIdentity appends what EventKey hashes: source, a zero byte, id.
+func appendIdentity(b []byte, source, id string) []byte {
+	b = append(b, source...)
+	b = append(b, 0)
+	return append(b, id...)
+}
+
+// window is the dedup window in milliseconds, at least 1.
+func (s *Analytics) window() int64 { return max(s.dedup.Milliseconds(), 1) }
 
 // Offsets returns the stored next offset per partition for (group, topicID).
 func (s *Analytics) Offsets(ctx context.Context, group, topicID string) (map[int32]int64, error) {

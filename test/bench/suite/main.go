@@ -102,7 +102,7 @@ func newSuite(ctx context.Context, o options) (*suite, error) {
 	s.report = newReport()
 	s.rdb = redis.NewClient(&redis.Options{Addr: s.redis, Password: os.Getenv("REDIS_PASSWORD")})
 	fmt.Fprintln(os.Stderr, "bench: building tide, the sdk-go baseline and the bare sarama consumer")
-	for pkg, name := range map[string]string{"./cmd/tide": "tide", "./test/bench/baseline": "baseline", "./test/bench/saramacg": "saramacg", "./test/bench/profserve": "profserve"} {
+	for pkg, name := range map[string]string{"./cmd/tide": "tide", "./test/bench/baseline": "baseline", "./test/bench/saramacg": "saramacg", "./test/bench/profserve": "profserve", "./test/bench/httpceiling": "httpceiling"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.bin, name), pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -174,6 +174,10 @@ func (s *suite) run(ctx context.Context) error {
 		return err
 	}
 	base.stop()
+	ceiling, err := s.ceiling(ctx)
+	if err != nil {
+		return err
+	}
 
 	r.pair("ingest batched vs kafka-producer-perf-test (records/s)", batched.Throughput, perf, 0.7)
 	r.pair("Publisher alone vs kafka-producer-perf-test (records/s)", direct.Throughput, perf, 0)
@@ -188,6 +192,9 @@ func (s *suite) run(ctx context.Context) error {
 	}
 	r.limit(fmt.Sprintf("ingest single c=64 p99 (BATCH_TIMEOUT_MS=%d)", bt), ms(single.Latency.P99), float64(bt+10), "ms")
 	r.note(fmt.Sprintf("sdk-go baseline c=64 latency: p50 %.1f ms, p99 %.1f ms", ms(baseline.Latency.P50), ms(baseline.Latency.P99)))
+	r.pair("HTTP ceiling (empty handler, no Kafka) c=64 vs sdk-go baseline (events/s)", ceiling.Throughput, baseline.Throughput, 0)
+	r.pair("ingest single c=64 vs HTTP ceiling c=64 (events/s)", single.Throughput, ceiling.Throughput, 0)
+	r.note(fmt.Sprintf("HTTP ceiling c=64 latency: p50 %.1f ms, p99 %.1f ms", ms(ceiling.Latency.P50), ms(ceiling.Latency.P99)))
 
 	// 3. Analytics against kafka-consumer-perf-test and a bare sarama group, all three
 	// reading the records ingest wrote above.
