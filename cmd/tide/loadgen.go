@@ -35,6 +35,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	warmup := fs.Duration("warmup", time.Second, "left out of the figures at the start")
 	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
 	direct := fs.Bool("direct", false, "publish with tide's kafka.Publisher to KAFKA_BROKERS / KAFKA_TOPIC (BATCH_SIZE, BATCH_TIMEOUT_MS, ...) instead of posting to -url")
+	directCE := fs.Bool("direct-ce", false, "with -direct: publish the records ingest writes (CloudEvents binary mode: ce_ headers) instead of bare key and value")
 	e2eRedis := fs.String("e2e-redis", "", "after the run, read the notifications of its events from this Redis (loopback) and report created_at minus send time")
 	e2ePrefix := fs.String("e2e-prefix", envOr("REDIS_KEY_PREFIX", "tide:"), "REDIS_KEY_PREFIX of the notification function")
 	e2eWait := fs.Duration("e2e-wait", 30*time.Second, "longest to wait for the notifications to be stored")
@@ -68,6 +69,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		d.CloudEvents = *directCE
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"function/shared/config"
 	"function/shared/kafka"
@@ -21,6 +22,12 @@ type DirectTarget struct {
 	topic  string
 	keys   int
 	values [][]byte // a few payloads, reused: perf-test reuses its payloads too
+	// CloudEvents, when set, makes each record the one ingest writes for the same
+	// event (kafka.EncodeRecord: ce_ headers, content-type, ce_partitionkey) instead
+	// of a bare key and value, so the broker's share can be told apart from the
+	// HTTP front's: the broker parses every record's headers.
+	CloudEvents bool
+	events      Events
 }
 
 // NewDirectTarget connects a Publisher to the loopback brokers k names, configured
@@ -49,7 +56,7 @@ func NewDirectTarget(k config.Kafka, p config.Producer, size, keys int) (*Direct
 	if err != nil {
 		return nil, err
 	}
-	t := &DirectTarget{pub: pub, topic: k.Topic, keys: max(keys, 1)}
+	t := &DirectTarget{pub: pub, topic: k.Topic, keys: max(keys, 1), events: Events{Size: size, Keys: keys}.withDefaults()}
 	for i := range 16 {
 		t.values = append(t.values, []byte(strings.Repeat(string(rune('a'+i)), max(size, 1))))
 	}
@@ -57,10 +64,18 @@ func NewDirectTarget(k config.Kafka, p config.Producer, size, keys int) (*Direct
 }
 
 // Send publishes records [first, first+n) and waits for Kafka's acknowledgement.
-func (t *DirectTarget) Send(ctx context.Context, first int64, n int, _ time.Time) (string, error) {
+func (t *DirectTarget) Send(ctx context.Context, first int64, n int, at time.Time) (string, error) {
 	msgs := make([]*sarama.ProducerMessage, n)
 	for i := range msgs {
 		seq := first + int64(i)
+		if t.CloudEvents {
+			m, err := t.cloudEvent(ctx, seq, at)
+			if err != nil {
+				return "error", err
+			}
+			msgs[i] = m
+			continue
+		}
 		msgs[i] = &sarama.ProducerMessage{
 			Topic: t.topic,
 			Key:   sarama.StringEncoder(Events{Keys: t.keys}.Subject(seq)),
@@ -78,6 +93,21 @@ func (t *DirectTarget) Send(ctx context.Context, first int64, n int, _ time.Time
 	default:
 		return "error", err
 	}
+}
+
+// cloudEvent is event seq as ingest would write it to Kafka.
+func (t *DirectTarget) cloudEvent(ctx context.Context, seq int64, at time.Time) (*sarama.ProducerMessage, error) {
+	ev := t.events
+	e := event.New()
+	e.SetID(ev.ID(seq))
+	e.SetSource(ev.SourceOf(seq))
+	e.SetType(ev.Type)
+	e.SetSubject(ev.Subject(seq))
+	e.SetTime(at)
+	if err := e.SetData(event.ApplicationJSON, ev.AppendData(nil, seq)); err != nil {
+		return nil, err
+	}
+	return kafka.EncodeRecord(ctx, t.topic, &e, e.Subject())
 }
 
 // Close flushes and closes the publisher.
