@@ -41,6 +41,7 @@ type options struct {
 	profile       bool
 	out           string
 	skipAnalytics bool
+	only          string // "e2e": only notification end to end (debugging)
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench-out", "folder for logs, profiles and the report")
 	flag.BoolVar(&o.skipAnalytics, "skip-analytics", false, "leave out the analytics comparison (debugging)")
 	flag.IntVar(&o.batchTimeout, "batch-timeout-ms", 0, "BATCH_TIMEOUT_MS for ingest (0: its default)")
+	flag.StringVar(&o.only, "only", "", `"e2e": run only notification end to end (debugging)`)
 	flag.Parse()
 	ctx, stop := signalContext()
 	defer stop()
@@ -124,6 +126,9 @@ func (s *suite) topic(name string) string { return "bench-" + s.id + "-" + name 
 func (s *suite) run(ctx context.Context) error {
 	r := s.report
 	r.machine(s)
+	if s.o.only == "e2e" {
+		return s.runE2E(ctx)
+	}
 	events := s.topic("events")
 
 	// 1. Ingest: batched and single-event posts, one tide process.
@@ -204,33 +209,10 @@ func (s *suite) run(ctx context.Context) error {
 		}
 	}
 
-	// 4. Notification end to end at a fixed rate, on a topic of its own with its own
-	// ingest process, so the backlog the comparisons above left on the events topic
-	// and in the first ingest process does not weigh on it.
-	e2eTopic := s.topic("e2e")
-	ingestE2E, err := s.serve(ctx, "ingest-e2e", "ingest", map[string]string{"KAFKA_TOPIC": e2eTopic})
-	if err != nil {
+	// 4. Notification end to end at a fixed rate (e2e.go).
+	if err := s.e2e(ctx, kafkaPID); err != nil {
 		return err
 	}
-	notif, err := s.serve(ctx, "notification", "notification", map[string]string{
-		"KAFKA_TOPIC": e2eTopic, "NOTIFICATION_GROUP": s.topic("notification"), "REDIS_KEY_PREFIX": "bench:" + s.id + ":",
-	})
-	if err != nil {
-		return err
-	}
-	e2e, err := s.loadgen(ctx, "notification end to end, open loop at 2000 events/s", ingestE2E, kafkaPID,
-		"-url", ingestE2E.url, "-mode", "open", "-rate", "2000", "-c", "256", "-sources", "16",
-		"-e2e-redis", s.redis, "-e2e-prefix", "bench:"+s.id+":")
-	if err != nil {
-		return err
-	}
-	if e2e.EndToEnd != nil {
-		r.limit("notification end to end p99 at 2000 events/s", ms(e2e.EndToEnd.P99), 25, "ms")
-		r.note(fmt.Sprintf("notification end to end: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d); ingest answered p99 %.1f ms",
-			ms(e2e.EndToEnd.P50), ms(e2e.EndToEnd.P90), ms(e2e.EndToEnd.P99), ms(e2e.EndToEnd.Max), e2e.EndToEnd.Count, ms(e2e.Latency.P99)))
-	}
-	notif.stop()
-	ingestE2E.stop()
 
 	// 5. Memory: ingest's peak under load, then while Kafka stalls.
 	peak := ingest.memKB("VmHWM")
