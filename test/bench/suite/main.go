@@ -41,7 +41,7 @@ type options struct {
 	profile       bool
 	out           string
 	skipAnalytics bool
-	only          string // "e2e": only notification end to end (debugging)
+	only          string // "e2e" or "stall": only that step (debugging)
 }
 
 func main() {
@@ -52,7 +52,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench-out", "folder for logs, profiles and the report")
 	flag.BoolVar(&o.skipAnalytics, "skip-analytics", false, "leave out the analytics comparison (debugging)")
 	flag.IntVar(&o.batchTimeout, "batch-timeout-ms", 0, "BATCH_TIMEOUT_MS for ingest (0: its default)")
-	flag.StringVar(&o.only, "only", "", `"e2e": run only notification end to end (debugging)`)
+	flag.StringVar(&o.only, "only", "", `"e2e": run only notification end to end; "stall": only the Kafka stall steps, after a short batched warm-up (debugging)`)
 	flag.Parse()
 	ctx, stop := signalContext()
 	defer stop()
@@ -126,7 +126,10 @@ func (s *suite) topic(name string) string { return "bench-" + s.id + "-" + name 
 func (s *suite) run(ctx context.Context) error {
 	r := s.report
 	r.machine(s)
-	if s.o.only == "e2e" {
+	switch s.o.only {
+	case "stall":
+		return s.runStall(ctx)
+	case "e2e":
 		return s.runE2E(ctx)
 	}
 	events := s.topic("events")
@@ -217,6 +220,40 @@ func (s *suite) run(ctx context.Context) error {
 	// 5. Memory: ingest's peak under load, then while Kafka stalls.
 	peak := ingest.memKB("VmHWM")
 	r.limit("ingest peak RSS under load (VmHWM)", float64(peak)/1024, 150, "MiB")
+	if err := s.stalls(ctx, ingest); err != nil {
+		return err
+	}
+	r.memory(s.procs)
+	r.machineEnd()
+	r.print(os.Stdout)
+	return r.write(filepath.Join(s.o.out, "report.txt"))
+}
+
+// runStall is -only stall: one ingest process warmed up with batched posts, then the
+// stall steps.
+func (s *suite) runStall(ctx context.Context) error {
+	ingest, err := s.serve(ctx, "ingest", "ingest", map[string]string{"KAFKA_TOPIC": s.topic("events")})
+	if err != nil {
+		return err
+	}
+	kafkaPID := readPID(filepath.Join(s.state, "kafka", "node1", "pid"))
+	if _, err := s.loadgen(ctx, "ingest, batched posts (100 events/request, 8 in flight)", ingest, kafkaPID,
+		"-url", ingest.url, "-c", "8", "-batch", "100"); err != nil {
+		return err
+	}
+	s.report.limit("ingest peak RSS under load (VmHWM)", float64(ingest.memKB("VmHWM"))/1024, 150, "MiB")
+	if err := s.stalls(ctx, ingest); err != nil {
+		return err
+	}
+	s.report.memory(s.procs)
+	s.report.machineEnd()
+	s.report.print(os.Stdout)
+	return s.report.write(filepath.Join(s.o.out, "report.txt"))
+}
+
+// stalls runs the stall with ingest's defaults on ingest, stops it, and runs it again
+// on a fresh ingest with GOMEMLIMIT.
+func (s *suite) stalls(ctx context.Context, ingest *proc) error {
 	if err := s.stall(ctx, ingest, "defaults"); err != nil {
 		return err
 	}
@@ -231,10 +268,7 @@ func (s *suite) run(ctx context.Context) error {
 		return err
 	}
 	limited.stop()
-	r.memory(s.procs)
-	r.machineEnd()
-	r.print(os.Stdout)
-	return r.write(filepath.Join(s.o.out, "report.txt"))
+	return nil
 }
 
 // loadResult is what `tide loadgen -json` prints.
@@ -512,7 +546,8 @@ func (s *suite) waitCount(ctx context.Context, key string, n int64, limit time.D
 
 // stall pauses the Kafka broker (SIGSTOP: connections stay open, nothing answers)
 // while ingest is under batched load, and samples ingest's RSS: the publisher's
-// buffer bound (PRODUCER_MAX_BUFFERED) must keep it flat, answering 503 beyond it.
+// buffer bounds (PRODUCER_MAX_BUFFERED, PRODUCER_MAX_BUFFERED_BYTES) must keep it
+// flat, answering 503 beyond them.
 func (s *suite) stall(ctx context.Context, ingest *proc, label string) error {
 	fmt.Fprintf(os.Stderr, "\n== ingest (%s) while Kafka stalls (broker paused with SIGSTOP)\n", label)
 	before := ingest.memKB("VmRSS")
