@@ -21,7 +21,7 @@ import (
 func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *problem.Problem) {
 	type header struct{ name, value string }
 	var (
-		hs          []header
+		hs          = make([]header, 0, 8)
 		headerBytes = len(ct)
 		hasSpec     bool
 	)
@@ -29,7 +29,7 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 		if len(k) < 3 || k[0]|0x20 != 'c' || k[1]|0x20 != 'e' || k[2] != '-' {
 			continue
 		}
-		name := strings.ToLower(k[3:])
+		name := lowerAttribute(k[3:])
 		hasSpec = hasSpec || name == "specversion"
 		for _, v := range vs {
 			hs = append(hs, header{name, v})
@@ -56,11 +56,11 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 	ec := &event.EventContextV1{}
 	var set uint16
 	for i, h := range hs {
-		hname := "ce-" + h.name
+		// The header's name ("ce-" + h.name) is built only for a problem, not per event.
 		if i > 0 && hs[i-1].name == h.name {
-			return nil, invalid(hname, "header %s appears more than once", hname)
+			return nil, invalid("ce-"+h.name, "header %s appears more than once", "ce-"+h.name)
 		}
-		s, p := decodeHeaderValue(hname, h.value)
+		s, p := decodeHeaderValue(h.name, h.value)
 		if p != nil {
 			return nil, p
 		}
@@ -69,10 +69,10 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 		switch bit {
 		case 0:
 			if p := checkExtensionName(h.name); p != nil {
-				return nil, onHeader(p, hname)
+				return nil, onHeader(p, "ce-"+h.name)
 			}
 			if p := checkChars(h.name, s); p != nil {
-				return nil, onHeader(p, hname)
+				return nil, onHeader(p, "ce-"+h.name)
 			}
 			if ec.Extensions == nil {
 				ec.Extensions = make(map[string]any, len(hs))
@@ -80,16 +80,16 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 			ec.Extensions[h.name] = s
 		case attrSpecversion:
 			if s != event.CloudEventsVersionV1 {
-				return nil, onHeader(badSpecversion(s), hname)
+				return nil, onHeader(badSpecversion(s), "ce-"+h.name)
 			}
 		case attrDataContentType:
 			// [http] 3.1.1: "a ce-datacontenttype HTTP header MUST NOT also be present".
-			return nil, invalid(hname, "binary mode carries datacontenttype in Content-Type; remove the %s header", hname)
+			return nil, invalid("ce-"+h.name, "binary mode carries datacontenttype in Content-Type; remove the %s header", "ce-"+h.name)
 		case attrData, attrDataBase64:
-			return nil, invalid(hname, "%s is not an attribute: in binary mode the data is the request body", hname)
+			return nil, invalid("ce-"+h.name, "%s is not an attribute: in binary mode the data is the request body", "ce-"+h.name)
 		default:
 			if p := setAttribute(ec, bit, h.name, s); p != nil {
-				return nil, onHeader(p, hname)
+				return nil, onHeader(p, "ce-"+h.name)
 			}
 		}
 	}
@@ -163,8 +163,10 @@ func missingSpecversion(r *http.Request, ct string) *problem.Problem {
 }
 
 // decodeHeaderValue applies [http] 3.1.3.2: unescape a double-quoted string (RFC 7230
-// 3.2.6), then one round of percent-decoding; the result must be UTF-8.
-func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
+// 3.2.6), then one round of percent-decoding; the result must be UTF-8. name is the
+// attribute's (the header is ce-name).
+func decodeHeaderValue(name, v string) (string, *problem.Problem) {
+	hname := func() string { return "ce-" + name }
 	if len(v) > 0 && v[0] == '"' {
 		var b strings.Builder
 		i := 1
@@ -178,7 +180,7 @@ func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
 			b.WriteByte(v[i])
 		}
 		if i != len(v)-1 {
-			return "", invalid(hname, "header %s has a malformed quoted string", hname)
+			return "", invalid(hname(), "header %s has a malformed quoted string", hname())
 		}
 		v = b.String()
 	}
@@ -190,7 +192,7 @@ func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
 				continue
 			}
 			if i+2 >= len(v) || !isHex(v[i+1]) || !isHex(v[i+2]) {
-				return "", invalid(hname, "header %s has an invalid percent-encoding at position %d", hname, i)
+				return "", invalid(hname(), "header %s has an invalid percent-encoding at position %d", hname(), i)
 			}
 			hi, _ := unhex(v[i+1])
 			lo, _ := unhex(v[i+2])
@@ -200,7 +202,7 @@ func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
 		v = string(b)
 	}
 	if !utf8.ValidString(v) {
-		return "", invalid(hname, "header %s is not UTF-8 once percent-decoded", hname)
+		return "", invalid(hname(), "header %s is not UTF-8 once percent-decoded", hname())
 	}
 	return v, nil
 }
@@ -209,4 +211,28 @@ func decodeHeaderValue(hname, v string) (string, *problem.Problem) {
 func onHeader(p *problem.Problem, hname string) *problem.Problem {
 	p.Attribute = strings.ToValidUTF8(hname, "\uFFFD")
 	return p
+}
+
+// lowerAttribute is the attribute name of a ce- header name without "ce-", lower-cased
+// ([http] 3.1.3.1: header names are case-insensitive). net/http hands over canonical
+// names (Ce-Specversion), so the attributes of nearly every event are returned
+// without an allocation each.
+func lowerAttribute(k string) string {
+	switch k {
+	case "Specversion":
+		return "specversion"
+	case "Id":
+		return "id"
+	case "Source":
+		return "source"
+	case "Type":
+		return "type"
+	case "Subject":
+		return "subject"
+	case "Time":
+		return "time"
+	case "Dataschema":
+		return "dataschema"
+	}
+	return strings.ToLower(k)
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -138,5 +139,20 @@ func TestUnavailableWhenStopped(t *testing.T) {
 	resp, _ := post(t, srv.URL, "application/cloudevents+json", `{"specversion":"1.0","id":"2","source":"/s","type":"t"}`, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// The 202 answer is JSON naming how many events were accepted, whatever the count.
+func TestWriteAccepted(t *testing.T) {
+	for _, n := range []int{1, 100, 5000} {
+		w := httptest.NewRecorder()
+		writeAccepted(w, n)
+		var got struct {
+			Accepted int `json:"accepted"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Accepted != n || w.Code != http.StatusAccepted ||
+			w.Header().Get("Content-Type") != "application/json" || !strings.HasSuffix(w.Body.String(), "}\n") {
+			t.Fatalf("n=%d: %d %q %q (%v)", n, w.Code, w.Header().Get("Content-Type"), w.Body.String(), err)
+		}
 	}
 }
