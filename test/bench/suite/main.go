@@ -41,7 +41,7 @@ type options struct {
 	profile       bool
 	out           string
 	skipAnalytics bool
-	only          string // "e2e" or "stall": only that step (debugging)
+	only          string // "ingest", "e2e" or "stall": only that step (debugging)
 }
 
 func main() {
@@ -52,7 +52,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench-out", "folder for logs, profiles and the report")
 	flag.BoolVar(&o.skipAnalytics, "skip-analytics", false, "leave out the analytics comparison (debugging)")
 	flag.IntVar(&o.batchTimeout, "batch-timeout-ms", 0, "BATCH_TIMEOUT_MS for ingest (0: its default)")
-	flag.StringVar(&o.only, "only", "", `"e2e": run only notification end to end; "stall": only the Kafka stall steps, after a short batched warm-up (debugging)`)
+	flag.StringVar(&o.only, "only", "", `"ingest": only the ingest pairs (ingest, perf-test, Publisher alone, sdk-go baseline, HTTP ceiling); "e2e": run only notification end to end; "stall": only the Kafka stall steps, after a short batched warm-up (debugging)`)
 	flag.Parse()
 	ctx, stop := signalContext()
 	defer stop()
@@ -203,6 +203,12 @@ func (s *suite) run(ctx context.Context) error {
 	r.pair("HTTP ceiling (empty handler, no Kafka) c=64 vs sdk-go baseline (events/s)", ceiling.Throughput, baseline.Throughput, 0)
 	r.pair("ingest single c=64 vs HTTP ceiling c=64 (events/s)", single.Throughput, ceiling.Throughput, 0)
 	r.note(fmt.Sprintf("HTTP ceiling c=64 latency: p50 %.1f ms, p99 %.1f ms", ms(ceiling.Latency.P50), ms(ceiling.Latency.P99)))
+	if s.o.only == "ingest" { // -only ingest: the ingest pairs and their anchors, nothing after
+		r.memory(s.procs)
+		r.machineEnd()
+		r.print(os.Stdout)
+		return r.write(filepath.Join(s.o.out, "report.txt"))
+	}
 
 	// 3. Analytics against kafka-consumer-perf-test and a bare sarama group, all three
 	// reading the records ingest wrote above.
