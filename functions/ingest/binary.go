@@ -18,7 +18,7 @@ import (
 
 // parseBinary reads one event in binary content mode ([http] 3.1): attributes in
 // ce- headers, data in the body with its own Content-Type.
-func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *problem.Problem) {
+func parseBinary(r *http.Request, ct string, lim Limits, pooled *[]byte) ([]event.Event, *problem.Problem) {
 	type header struct{ name, value string }
 	var (
 		hs          = make([]header, 0, 8)
@@ -116,7 +116,7 @@ func parseBinary(r *http.Request, ct string, lim Limits) ([]event.Event, *proble
 	if lim.MaxBodyBytes < max {
 		max, what, limit = lim.MaxBodyBytes, "request body", lim.MaxBodyBytes
 	}
-	body, p := readBody(r, max, limit, what)
+	body, p := readBody(r, max, limit, what, pooled)
 	if p != nil {
 		return nil, p
 	}

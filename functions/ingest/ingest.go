@@ -228,7 +228,11 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, unavailableUnread(err))
 		return
 	}
-	events, p := ParseRequest(r, f.limits)
+	var body []byte
+	events, p := parseRequest(r, f.limits, &body)
+	// The records copy the events' data, so the body goes back to the pool once
+	// Publish returns (every record is made by then), whatever the answer.
+	defer putBody(body)
 	if p != nil {
 		f.metrics.IngestEvents.WithLabelValues("rejected").Inc()
 		problem.Write(w, p)

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -80,6 +81,14 @@ const maxDepth = 10000
 // Returned events keep their data as sub-slices of one body buffer: structured JSON
 // data exactly as sent, binary bodies as bytes with their Content-Type.
 func ParseRequest(r *http.Request, lim Limits) ([]event.Event, *problem.Problem) {
+	return parseRequest(r, lim, nil)
+}
+
+// parseRequest is ParseRequest; with a non-nil body it reads the request body into a
+// buffer from bodyPool and leaves it in *body, for the caller to put back with
+// putBody once nothing refers to the events' data any more (ingest: once the records,
+// which copy it, are made).
+func parseRequest(r *http.Request, lim Limits, body *[]byte) ([]event.Event, *problem.Problem) {
 	lim = lim.withDefaults()
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		// Reading a compressed body as the event would only yield a confusing
@@ -94,14 +103,14 @@ func ParseRequest(r *http.Request, lim Limits) ([]event.Event, *problem.Problem)
 		if p := checkJSONContentType(ct); p != nil {
 			return nil, p
 		}
-		body, p := readBody(r, lim.MaxBodyBytes, lim.MaxBodyBytes, "request body")
+		b, p := readBody(r, lim.MaxBodyBytes, lim.MaxBodyBytes, "request body", body)
 		if p != nil {
 			return nil, p
 		}
 		if mt == mediaBatch {
-			return parseBatch(body, lim)
+			return parseBatch(b, lim)
 		}
-		return parseStructured(body, lim)
+		return parseStructured(b, lim)
 	case strings.HasPrefix(mt, mediaCEPrefix):
 		// [http] 3: a receiver MAY forward an unknown event format as binary; tide
 		// must read the attributes to route the event, so it refuses instead.
@@ -109,7 +118,7 @@ func ParseRequest(r *http.Request, lim Limits) ([]event.Event, *problem.Problem)
 			"event format %q is not supported: use application/cloudevents+json, application/cloudevents-batch+json or binary mode", mt).
 			WithAttribute("Content-Type")
 	default:
-		return parseBinary(r, ct, lim)
+		return parseBinary(r, ct, lim, body)
 	}
 }
 
@@ -140,9 +149,36 @@ func checkJSONContentType(ct string) *problem.Problem {
 	return nil
 }
 
+// Request bodies up to maxPooledBody are read into buffers reused across requests
+// (parseRequest's body): under batched load the body was the largest allocation of a
+// request, and the bytes allocated are what sets how often the GC runs.
+const maxPooledBody = 1 << 20
+
+var bodyPool sync.Pool // *[]byte with a capacity of at most maxPooledBody
+
+// getBody returns an empty buffer of at least size bytes, from the pool when it has
+// one large enough.
+func getBody(size int64) []byte {
+	if size <= maxPooledBody {
+		if bp, _ := bodyPool.Get().(*[]byte); bp != nil && int64(cap(*bp)) >= size {
+			return (*bp)[:0]
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+// putBody gives b back to the pool; nothing may use it afterwards.
+func putBody(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodyPool.Put(&b)
+	}
+}
+
 // readBody reads r's body, refusing more than max bytes. limit and what are reported
-// in the 413 (the body limit, or in binary mode the event limit).
-func readBody(r *http.Request, max, limit int64, what string) ([]byte, *problem.Problem) {
+// in the 413 (the body limit, or in binary mode the event limit). With a non-nil
+// pooled, the buffer comes from getBody and is also left in *pooled.
+func readBody(r *http.Request, max, limit int64, what string, pooled *[]byte) ([]byte, *problem.Problem) {
 	tooLarge := func() *problem.Problem {
 		p := problem.Newf(http.StatusRequestEntityTooLarge, problem.TypeTooLarge,
 			"%s is larger than %d bytes", what, limit)
@@ -161,7 +197,13 @@ func readBody(r *http.Request, max, limit int64, what string) ([]byte, *problem.
 	if r.ContentLength >= 0 {
 		size = r.ContentLength + 1
 	}
-	buf := make([]byte, 0, size)
+	var buf []byte
+	if pooled != nil {
+		buf = getBody(size)
+		defer func() { *pooled = buf }()
+	} else {
+		buf = make([]byte, 0, size)
+	}
 	lr := io.LimitReader(r.Body, max+1)
 	for {
 		if len(buf) == cap(buf) {
