@@ -108,7 +108,11 @@ func TestFactsDecoderMatchesDecodeRecord(t *testing.T) {
 		{"bad source", base(header("ce_source", "%zz")), false},
 		{"blank source (escaped by the URL parser)", base(header("ce_source", " ")), true},
 		{"blank id after a good one", base(header("ce_id", " ")), false},
-		{"no id", func() *sarama.ConsumerMessage { r := base(); r.Headers = append(r.Headers[:1], r.Headers[2:]...); return r }(), false},
+		{"no id", func() *sarama.ConsumerMessage {
+			r := base()
+			r.Headers = append(r.Headers[:1], r.Headers[2:]...)
+			return r
+		}(), false},
 		{"blank type", base(header("ce_type", " ")), false},
 		{"no type", func() *sarama.ConsumerMessage { r := base(); r.Headers = r.Headers[:3]; return r }(), false},
 		{"bad extension name", base(header("ce_Not-Valid!", "x")), false},
