@@ -41,7 +41,7 @@ type options struct {
 	profile       bool
 	out           string
 	skipAnalytics bool
-	only          string // "ingest", "e2e" or "stall": only that step (debugging)
+	only          string // "ingest", "e2e", "stall" or "analytics": only that step (debugging)
 }
 
 func main() {
@@ -52,7 +52,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench-out", "folder for logs, profiles and the report")
 	flag.BoolVar(&o.skipAnalytics, "skip-analytics", false, "leave out the analytics comparison (debugging)")
 	flag.IntVar(&o.batchTimeout, "batch-timeout-ms", 0, "BATCH_TIMEOUT_MS for ingest (0: its default)")
-	flag.StringVar(&o.only, "only", "", `"ingest": only the ingest pairs (ingest, perf-test, Publisher alone, sdk-go baseline, HTTP ceiling); "e2e": run only notification end to end; "stall": only the Kafka stall steps, after a short batched warm-up (debugging)`)
+	flag.StringVar(&o.only, "only", "", `"ingest": only the ingest pairs (ingest, perf-test, Publisher alone, sdk-go baseline, HTTP ceiling); "e2e": run only notification end to end; "stall": only the Kafka stall steps, after a short batched warm-up; "analytics": only the analytics comparison, on a topic filled by batched posts (debugging)`)
 	flag.Parse()
 	ctx, stop := signalContext()
 	defer stop()
@@ -131,6 +131,8 @@ func (s *suite) run(ctx context.Context) error {
 		return s.runStall(ctx)
 	case "e2e":
 		return s.runE2E(ctx)
+	case "analytics":
+		return s.runAnalytics(ctx)
 	}
 	events := s.topic("events")
 
@@ -233,6 +235,29 @@ func (s *suite) run(ctx context.Context) error {
 	r.machineEnd()
 	r.print(os.Stdout)
 	return r.write(filepath.Join(s.o.out, "report.txt"))
+}
+
+// runAnalytics is -only analytics: batched posts fill a topic, then the analytics
+// comparison reads it.
+func (s *suite) runAnalytics(ctx context.Context) error {
+	events := s.topic("events")
+	ingest, err := s.serve(ctx, "ingest", "ingest", map[string]string{"KAFKA_TOPIC": events})
+	if err != nil {
+		return err
+	}
+	kafkaPID := readPID(filepath.Join(s.state, "kafka", "node1", "pid"))
+	if _, err := s.loadgen(ctx, "ingest, batched posts (100 events/request, 8 in flight)", ingest, kafkaPID,
+		"-url", ingest.url, "-c", "8", "-batch", "100"); err != nil {
+		return err
+	}
+	ingest.stop()
+	if err := s.analytics(ctx, events); err != nil {
+		return err
+	}
+	s.report.memory(s.procs)
+	s.report.machineEnd()
+	s.report.print(os.Stdout)
+	return s.report.write(filepath.Join(s.o.out, "report.txt"))
 }
 
 // runStall is -only stall: one ingest process warmed up with batched posts, then the
