@@ -154,18 +154,29 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 // Publish writes events to Kafka, each under its partition key, and returns when all
 // are acknowledged.
 func (f *Function) Publish(ctx context.Context, events []event.Event) error {
+	rs, err := f.encode(ctx, events)
+	if err != nil {
+		return err
+	}
+	return f.send(ctx, rs)
+}
+
+// encode makes the records of events, routed to their publishers (see txn.go). The
+// records copy everything they need: events may be dropped, and their body reused,
+// as soon as it returns.
+func (f *Function) encode(ctx context.Context, events []event.Event) (routed, error) {
 	msgs := make([]*sarama.ProducerMessage, len(events))
 	for i := range events {
 		m, err := kafka.EncodeRecord(ctx, f.cfg.Topic, &events[i], f.PartitionKey(&events[i]))
 		if err != nil {
-			return err
+			return routed{}, err
 		}
 		if p := f.guard.recordTooLarge(i, m); p != nil {
-			return p
+			return routed{}, p
 		}
 		msgs[i] = m
 	}
-	return f.publish(ctx, events, msgs)
+	return f.route(events, msgs), nil
 }
 
 // PartitionKey is the key e is published under, so related events share a partition
@@ -230,24 +241,29 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var body []byte
 	events, p := parseRequest(r, f.limits, &body)
-	// The records copy the events' data, so the body goes back to the pool once
-	// Publish returns (every record is made by then), whatever the answer.
-	defer putBody(body)
 	if p != nil {
+		putBody(body)
 		f.metrics.IngestEvents.WithLabelValues("rejected").Inc()
 		problem.Write(w, p)
 		return
 	}
 	if p := f.guard.admit(r.Context(), w, r, key, events); p != nil {
+		putBody(body)
 		problem.Write(w, p)
 		return
 	}
-	// events is not used after Publish, so the body and the parsed events can be
-	// collected while the request waits for Kafka: only the records are kept, and
-	// they are what the publisher's byte budget counts.
 	n := len(events)
 	f.metrics.BatchSize.WithLabelValues("ingest").Observe(float64(n))
-	if err := f.Publish(r.Context(), events); err != nil {
+	rs, err := f.encode(r.Context(), events)
+	// The records copy the events' data, so the body goes back to the pool before
+	// the wait for Kafka, and nothing here refers to the events any more: while Kafka
+	// is slow a waiting request holds only its records, which is what the publisher's
+	// byte budget counts. events must not be used after this.
+	putBody(body)
+	if err == nil {
+		err = f.send(r.Context(), rs)
+	}
+	if err != nil {
 		if errors.As(err, &p) { // an event that can never be published (413)
 			f.metrics.IngestEvents.WithLabelValues("rejected").Add(float64(n))
 			problem.Write(w, p)

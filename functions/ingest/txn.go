@@ -46,34 +46,45 @@ func (f *Function) startTxn(cfg Config, base *sarama.Config) error {
 	return nil
 }
 
-// publish sends msgs, where msgs[i] encodes events[i]: the transactional types in a
-// Kafka transaction, the others through the batching publisher, both at once. It
-// returns when both paths have answered, with every error, so the request is
-// acknowledged only when all its events are durable (and committed).
+// routed is a request's records split by publisher: the transactional types'
+// records and the others.
+type routed struct {
+	plain, critical []*sarama.ProducerMessage
+}
+
+// route splits msgs, where msgs[i] encodes events[i], by publisher.
+func (f *Function) route(events []event.Event, msgs []*sarama.ProducerMessage) routed {
+	if f.txn.pub == nil {
+		return routed{plain: msgs}
+	}
+	var rs routed
+	for i := range events {
+		if f.txn.types[events[i].Type()] {
+			rs.critical = append(rs.critical, msgs[i])
+		} else {
+			rs.plain = append(rs.plain, msgs[i])
+		}
+	}
+	return rs
+}
+
+// send publishes rs: the transactional types in a Kafka transaction, the others
+// through the batching publisher, both at once. It returns when both paths have
+// answered, with every error, so the request is acknowledged only when all its
+// events are durable (and committed).
 //
 // Per-key order holds within each path; an event of a transactional type and one of
 // another type under the same key may land in either order.
-func (f *Function) publish(ctx context.Context, events []event.Event, msgs []*sarama.ProducerMessage) error {
-	if f.txn.pub == nil {
-		return f.pub.Publish(ctx, msgs)
-	}
-	var plain, critical []*sarama.ProducerMessage
-	for i := range events {
-		if f.txn.types[events[i].Type()] {
-			critical = append(critical, msgs[i])
-		} else {
-			plain = append(plain, msgs[i])
-		}
-	}
+func (f *Function) send(ctx context.Context, rs routed) error {
 	switch {
-	case len(critical) == 0:
-		return f.pub.Publish(ctx, plain)
-	case len(plain) == 0:
-		return f.txn.pub.Publish(ctx, critical)
+	case len(rs.critical) == 0:
+		return f.pub.Publish(ctx, rs.plain)
+	case len(rs.plain) == 0:
+		return f.txn.pub.Publish(ctx, rs.critical)
 	}
 	txnErr := make(chan error, 1)
-	go func() { txnErr <- f.txn.pub.Publish(ctx, critical) }()
-	err := f.pub.Publish(ctx, plain)
+	go func() { txnErr <- f.txn.pub.Publish(ctx, rs.critical) }()
+	err := f.pub.Publish(ctx, rs.plain)
 	return errors.Join(err, <-txnErr)
 }
 
