@@ -102,7 +102,8 @@ test-idempotence:
 ## kafka-consumer-perf-test, a bare sarama group, an sdk-go receiver+sender), in one run on a
 ## private real Kafka and Redis it starts and stops, then the Go hot-path benchmarks. About
 ## ten minutes; not part of `make test`. The report lands in bench-out/report.txt.
-## BENCH_FLAGS passes flags to test/bench/suite (-d 15s, -warmup 3s, -profile, -batch-timeout-ms N).
+## BENCH_FLAGS passes flags to test/bench/suite (-d 15s, -warmup 3s, -profile, -batch-timeout-ms N,
+## -only ingest|e2e|stall for one part).
 .PHONY: bench bench-go
 bench:
 	@set -e; export TIDE_STATE_DIR=$${TMPDIR:-/tmp}/tide-infra-bench-$$$$; \
