@@ -22,6 +22,7 @@ import (
 	"function/functions/ingest"
 	"function/functions/notification"
 	"function/shared/consumer"
+	"function/shared/gctune"
 	"function/shared/logging"
 	"function/shared/metrics"
 	"function/shared/problem"
@@ -82,7 +83,18 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	if err != nil {
 		return err
 	}
+	TuneGC(opts)
 	return f.StartWith(ctx, opts)
+}
+
+// TuneGC sets the garbage collector of a process that runs ingest alone (what a
+// deployment runs) from INGEST_GC_PERCENT and INGEST_MEMORY_LIMIT_BYTES; see
+// shared/gctune. Process entry points call it; StartWith does not, since tests run
+// many functions in one process.
+func TuneGC(opts Options) {
+	if len(opts.Functions) == 1 && opts.Functions[0] == Ingest {
+		gctune.Apply(opts.Logger, opts.Ingest.GC())
+	}
 }
 
 // OptionsFromEnv loads the configuration of the functions named by which

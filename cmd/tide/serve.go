@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (set -addr or TIDE_HTTP_ADDR): %w", *addr, err)
 	}
+	function.TuneGC(opts)
 	f := function.New()
 	if err := f.StartWith(ctx, opts); err != nil {
 		ln.Close()

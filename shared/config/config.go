@@ -119,3 +119,11 @@ func Positive(variable string, value int64) error {
 	}
 	return nil
 }
+
+// NotNegative checks that value is at least 0, naming the variable when it is not.
+func NotNegative(variable string, value int64) error {
+	if value < 0 {
+		return &VarError{Name: variable, Value: fmt.Sprint(value), Reason: "must be 0 or more"}
+	}
+	return nil
+}
