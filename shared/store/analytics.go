@@ -49,9 +49,10 @@ func NewAnalytics(rdb *redis.Client, prefix string, dedup time.Duration) *Analyt
 // epoch's set with one SMISMEMBER each and adds the new ones with one SADD per 1000,
 // instead of a SET NX PX key per event, which made Redis spend ~8 µs of CPU per
 // record (see BENCHMARKS.md). An event is so remembered for at least W and at most 2W.
-// Each epoch's set expires after the epoch that follows it; the set before that is
-// UNLINKed (freed in the background) by the first batch that sees it is no longer
-// needed, so a large set is not freed inside Redis's main loop on expiry.
+// Every batch UNLINKs the set of two epochs before, which is no longer checked, so
+// Redis frees it in the background (a no-op once it is gone); each set also expires
+// one epoch after that, for when no batch comes (an expiry would free a large set in Redis's main
+// loop, unless lazyfree-lazy-expire is on).
 //
 // KEYS: 1 offsets hash, 2 types hash, 3 sources hash, 4 minutes hash, 5 subjects set,
 // 6 events counter.
@@ -125,7 +126,7 @@ for i = 1, nnew, 1000 do
   redis.call('SADD', cur, unpack(new, i, math.min(i + 999, nnew)))
 end
 if nnew > 0 then
-  redis.call('PEXPIREAT', cur, string.format('%.0f', (epoch + 2) * w))
+  redis.call('PEXPIREAT', cur, string.format('%.0f', (epoch + 3) * w))
 end
 
 local types, sources, minutes = {}, {}, {}

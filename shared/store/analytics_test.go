@@ -141,17 +141,27 @@ func TestAnalyticsCountsEachEventOnce(t *testing.T) {
 
 // An event is remembered for at least the dedup window: across the boundary of the
 // epoch sets it is still a duplicate; two epochs later it is forgotten (at most 2W),
-// and the set that held it is gone.
+// and the set that held it is gone (UNLINKed before it expires).
 func TestAnalyticsDedupSpansTheEpochBoundary(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix, m := analyticsRedis(t)
-	w := 300 * time.Millisecond
+	w := 500 * time.Millisecond
 	if m != nil {
 		w = time.Hour
 		m.SetTime(time.Date(2026, 1, 1, 10, 59, 59, 0, time.UTC)) // a second before a boundary
+	} else {
+		nextEpoch(t, rdb, nil, w) // a whole epoch ahead for the first steps
 	}
 	s := NewAnalytics(rdb, prefix, w)
 	applyOK(t, s, 0, 1, []Fact{fact("a", 0)}, ApplyResult{Applied: 1})
+	first, err := rdb.Keys(ctx, prefix+"analytics:seen:*").Result()
+	if err != nil || len(first) != 1 {
+		t.Fatalf("epoch sets %v (%v), want one", first, err)
+	}
+	// It must outlive the next epoch, and is bounded.
+	if ttl := rdb.PTTL(ctx, first[0]).Val(); ttl <= w || ttl > 3*w {
+		t.Fatalf("epoch set expires in %v, want within (%v, %v]", ttl, w, 3*w)
+	}
 	nextEpoch(t, rdb, m, w)
 	applyOK(t, s, 0, 3, []Fact{fact("a", 1), fact("b", 2)}, ApplyResult{Applied: 1, Duplicates: 1})
 	nextEpoch(t, rdb, m, w)
