@@ -94,6 +94,12 @@ func ConsumerConfig(c *sarama.Config, cc config.Consumer) *sarama.Config {
 	gc.Consumer.Fetch.Min = cc.FetchMinBytes
 	gc.Consumer.MaxWaitTime = config.Millis(cc.FetchMaxWaitMS)
 	gc.Consumer.Return.Errors = true
+	// sarama issues a partition's next fetch only once the last one's records are all
+	// in its Messages channel (ChannelBufferSize deep, 256 by default). A batch handler
+	// takes up to BATCH_SIZE records at once, so with a shallower channel the next
+	// fetch waited for the handler (the Redis round trip) on every batch: two batches
+	// deep lets fetching overlap handling. Bounded, as records are ~1 KiB each.
+	gc.ChannelBufferSize = min(max(256, 2*cc.BatchSize), 4096)
 	gc.Consumer.Group.Session.Timeout = 10 * time.Second
 	gc.Consumer.Group.Heartbeat.Interval = time.Second
 	gc.Consumer.Group.Rebalance.Timeout = 30 * time.Second
