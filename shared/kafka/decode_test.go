@@ -48,39 +48,59 @@ func header(k, v string) *sarama.RecordHeader {
 	return &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}
 }
 
-func TestDecodeRecordFastPathMatchesTheBinding(t *testing.T) {
-	full := event.New()
-	full.SetID("id-1")
-	full.SetSource("https://github.com/o/r")
-	full.SetType("dev.tide.push")
-	full.SetSubject("main")
-	full.SetTime(time.Date(2026, 11, 2, 9, 0, 0, 123456789, time.UTC))
-	full.SetDataSchema("https://example.com/schema")
-	full.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	full.SetExtension("attempt", 3)
-	full.SetExtension("urgent", true)
-	if err := full.SetData("application/json", map[string]string{"hello": "world"}); err != nil {
+// fullEvent has every attribute but dataschema, extensions of three types and JSON data.
+func fullEvent(t testing.TB) event.Event {
+	t.Helper()
+	e := event.New()
+	e.SetID("id-1")
+	e.SetSource("https://github.com/o/r")
+	e.SetType("dev.tide.push")
+	e.SetSubject("main")
+	e.SetTime(time.Date(2026, 11, 2, 9, 0, 0, 123456789, time.UTC))
+	e.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	e.SetExtension("attempt", 3)
+	e.SetExtension("urgent", true)
+	if err := e.SetData("application/json", map[string]string{"hello": "world"}); err != nil {
 		t.Fatal(err)
 	}
-	minimal := event.New()
-	minimal.SetID("2")
-	minimal.SetSource("/s")
-	minimal.SetType("t")
+	return e
+}
+
+// minimalEvent has only the required attributes.
+func minimalEvent() event.Event {
+	e := event.New()
+	e.SetID("2")
+	e.SetSource("/s")
+	e.SetType("t")
+	return e
+}
+
+// encodeConsumed is e as ingest writes it (keyed by key) and a consumer reads it back.
+func encodeConsumed(t testing.TB, e event.Event, key string) *sarama.ConsumerMessage {
+	t.Helper()
+	m, err := EncodeRecord(context.Background(), "events", &e, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return consumed(t, m)
+}
+
+// ceRecord is a binary-mode record with the required ce_ headers, then extra.
+func ceRecord(ts time.Time, extra ...*sarama.RecordHeader) *sarama.ConsumerMessage {
+	r := &sarama.ConsumerMessage{Topic: "events", Partition: 1, Offset: 7, Value: []byte(`{"a":1}`), Timestamp: ts}
+	r.Headers = append([]*sarama.RecordHeader{header("ce_specversion", "1.0"), header("ce_id", "9"), header("ce_source", "/s"), header("ce_type", "t")}, extra...)
+	return r
+}
+
+func TestDecodeRecordFastPathMatchesTheBinding(t *testing.T) {
+	full := fullEvent(t)
+	full.SetDataSchema("https://example.com/schema")
+	minimal := minimalEvent()
 	own := minimal.Clone()
 	own.SetExtension("partitionkey", "tenant-7")
 
-	encode := func(e event.Event, key string) *sarama.ConsumerMessage {
-		m, err := EncodeRecord(context.Background(), "events", &e, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return consumed(t, m)
-	}
-	base := func(extra ...*sarama.RecordHeader) *sarama.ConsumerMessage {
-		r := &sarama.ConsumerMessage{Topic: "events", Partition: 1, Offset: 7, Value: []byte(`{"a":1}`)}
-		r.Headers = append([]*sarama.RecordHeader{header("ce_specversion", "1.0"), header("ce_id", "9"), header("ce_source", "/s"), header("ce_type", "t")}, extra...)
-		return r
-	}
+	encode := func(e event.Event, key string) *sarama.ConsumerMessage { return encodeConsumed(t, e, key) }
+	base := func(extra ...*sarama.RecordHeader) *sarama.ConsumerMessage { return ceRecord(time.Time{}, extra...) }
 	structured := &sarama.ConsumerMessage{Topic: "events", Value: []byte(`{"specversion":"1.0","id":"s","source":"/s","type":"t"}`),
 		Headers: []*sarama.RecordHeader{header("content-type", "application/cloudevents+json")}}
 	upper := encode(full, "k")

@@ -44,34 +44,13 @@ func sameAsDecodeRecord(t *testing.T, r *sarama.ConsumerMessage) bool {
 }
 
 func TestFactsDecoderMatchesDecodeRecord(t *testing.T) {
-	full := event.New()
-	full.SetID("id-1")
-	full.SetSource("https://github.com/o/r")
-	full.SetType("dev.tide.push")
-	full.SetSubject("main")
-	full.SetTime(time.Date(2026, 11, 2, 9, 0, 0, 123456789, time.UTC))
-	full.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	full.SetExtension("attempt", 3)
-	if err := full.SetData("application/json", map[string]string{"hello": "world"}); err != nil {
-		t.Fatal(err)
-	}
+	full := fullEvent(t)
 	schema := full.Clone()
 	schema.SetDataSchema("https://example.com/schema")
-	minimal := event.New()
-	minimal.SetID("2")
-	minimal.SetSource("/s")
-	minimal.SetType("t")
-	encode := func(e event.Event, key string) *sarama.ConsumerMessage {
-		m, err := EncodeRecord(context.Background(), "events", &e, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return consumed(t, m)
-	}
+	minimal := minimalEvent()
+	encode := func(e event.Event, key string) *sarama.ConsumerMessage { return encodeConsumed(t, e, key) }
 	base := func(extra ...*sarama.RecordHeader) *sarama.ConsumerMessage {
-		r := &sarama.ConsumerMessage{Topic: "events", Partition: 1, Offset: 7, Value: []byte(`{"a":1}`), Timestamp: time.Unix(1e9, 0)}
-		r.Headers = append([]*sarama.RecordHeader{header("ce_specversion", "1.0"), header("ce_id", "9"), header("ce_source", "/s"), header("ce_type", "t")}, extra...)
-		return r
+		return ceRecord(time.Unix(1e9, 0), extra...)
 	}
 	upper := encode(full, "k")
 	for _, h := range upper.Headers {
