@@ -196,6 +196,9 @@ type Holder interface {
 	Release()
 	// RefreshPartitions reloads topic's metadata and returns its partition count.
 	RefreshPartitions(topic string) (int, error)
+	// Buffered is how many records were handed to the holder and not yet
+	// acknowledged by Kafka (while held: the records waiting for the release).
+	Buffered() int64
 }
 
 // Combine holds several publishers as one: Hold holds them all, Release releases
@@ -216,6 +219,14 @@ func (hs holders) Release() {
 	for _, h := range hs {
 		h.Release()
 	}
+}
+
+func (hs holders) Buffered() int64 {
+	var n int64
+	for _, h := range hs {
+		n += h.Buffered()
+	}
+	return n
 }
 
 func (hs holders) RefreshPartitions(topic string) (int, error) {

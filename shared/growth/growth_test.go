@@ -2,11 +2,14 @@ package growth
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +154,8 @@ type fakeHolder struct {
 	// stale refreshes report the count of the topic's creation, as a client whose
 	// metadata has not caught up yet.
 	stale int
+	// waiting is what Buffered reports: records handed to the holder, not acknowledged.
+	waiting atomic.Int64
 }
 
 func (h *fakeHolder) Hold(ctx context.Context) error {
@@ -184,6 +189,8 @@ func (h *fakeHolder) RefreshPartitions(topic string) (int, error) {
 	h.events = append(h.events, fmt.Sprintf("refresh:%d", n))
 	return n, err
 }
+
+func (h *fakeHolder) Buffered() int64 { return h.waiting.Load() }
 
 func (h *fakeHolder) isHeld() bool {
 	h.mu.Lock()
@@ -403,6 +410,7 @@ func TestReplicaCloseWaitsOutAHold(t *testing.T) {
 	c := newCluster(t, 1)
 	_, rdb := newRedis(t)
 	h := &fakeHolder{c: c, t: t}
+	h.waiting.Store(3) // records wait in the held publisher
 	r := JoinReplica(context.Background(), rdb, fast, c.topic, h, ReplicaOptions{Logger: logging.Discard()})
 	g := grower(c, rdb, nil)
 	epoch, _, err := g.begin(context.Background(), 1, time.Minute)
@@ -433,5 +441,49 @@ func TestReplicaCloseWaitsOutAHold(t *testing.T) {
 	live, err := g.live(context.Background())
 	if err != nil || len(live) != 0 {
 		t.Fatalf("live replicas after Close: %v, %v", live, err)
+	}
+}
+
+// TestReplicaCloseLeavesAtOnceWhenNothingWaits: a replica held with nothing waiting in
+// its publisher (here: one that never reached Redis, as when tide's start fails
+// because Redis is down) must not wait for a release that cannot come; with records
+// waiting it still waits, until ctx ends.
+func TestReplicaCloseLeavesAtOnceWhenNothingWaits(t *testing.T) {
+	c := newCluster(t, 1)
+	// Nothing listens on a port just released: every heartbeat fails at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	down := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { down.Close() })
+
+	for _, waiting := range []int64{0, 5} {
+		h := &fakeHolder{c: c, t: t}
+		h.waiting.Store(waiting)
+		r := JoinReplica(context.Background(), down, fast, c.topic, h, ReplicaOptions{Logger: logging.Discard()})
+		if !r.Held() {
+			t.Fatalf("waiting=%d: a replica that cannot reach Redis is not held", waiting)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		closed := make(chan error, 1)
+		go func() { closed <- r.Close(ctx) }()
+		select {
+		case err := <-closed:
+			if waiting == 0 && err != nil && !strings.Contains(err.Error(), "remove lease") {
+				t.Errorf("waiting=0: Close: %v", err)
+			}
+			if waiting > 0 && (err == nil || !errors.Is(err, context.DeadlineExceeded)) {
+				t.Errorf("waiting=%d: Close returned %v before its context ended; want the deadline", waiting, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiting=%d: Close still blocked 10 s after a 2 s context", waiting)
+		}
+		if waiting == 0 && ctx.Err() != nil {
+			t.Errorf("waiting=0: Close took the whole context; it should leave at once")
+		}
+		cancel()
 	}
 }

@@ -95,10 +95,13 @@ func (r *Replica) ID() string { return r.opts.ID }
 // Held says the publishers are held now (a hold, or a lost lease).
 func (r *Replica) Held() bool { return r.holding.Load() }
 
-// Close stops the replica. While its publishers are held it keeps following the
-// protocol until the manager releases them (or ctx ends), so records waiting in a
-// held publisher are never sent under the old partition count when the process
-// stops mid-growth. Then it removes its lease.
+// Close stops the replica. While its publishers are held with records waiting in
+// them it keeps following the protocol until the manager releases them (or ctx
+// ends), so those records are never sent under the old partition count when the
+// process stops mid-growth. Held with nothing waiting (a replica that never reached
+// Redis, say, stopping because its start failed) it leaves at once: there is
+// nothing to protect, and a Redis that does not answer would keep it held forever.
+// Then it removes its lease.
 func (r *Replica) Close(ctx context.Context) error {
 	r.stopped.Do(func() { close(r.stop) })
 	var err error
@@ -133,12 +136,15 @@ func (r *Replica) run(ctx context.Context) {
 		case <-changes:
 		case <-r.wake:
 		case <-stop:
-			stop = nil // closing: leave once not held
+			stop = nil // closing: leave once not held, or held with nothing waiting
+			if r.pub.Buffered() == 0 {
+				return
+			}
 		case <-ctx.Done():
 			return
 		}
 		r.tick(ctx)
-		if stop == nil && !r.held {
+		if stop == nil && (!r.held || r.pub.Buffered() == 0) {
 			return
 		}
 	}
