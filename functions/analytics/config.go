@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"function/shared/config"
+	"function/shared/logging"
 	"function/shared/scaling"
 )
 
@@ -14,6 +15,7 @@ type Config struct {
 	config.Kafka
 	config.Redis
 	scaling.Config
+	logging.Options // LOG_FORMAT, LOG_LEVEL: checked with the rest, so a bad one stops start-up
 	// Consumer is loaded under the ANALYTICS_ prefix over ConsumerDefaults.
 	Consumer config.Consumer `ignored:"true"`
 
@@ -44,6 +46,8 @@ func (c Config) Validate() error {
 		c.Kafka.Validate(),
 		c.Consumer.Validate(),
 		c.Config.Validate(),
+		c.Redis.Validate(),
+		c.Options.Validate(),
 		config.OneOf("ANALYTICS_MODE", c.Mode, "pull", "push"),
 		positive("ANALYTICS_DEDUP_WINDOW", c.DedupWindow),
 	)

@@ -6,6 +6,7 @@ import (
 	"function/shared/config"
 	"function/shared/gctune"
 	"function/shared/growth"
+	"function/shared/logging"
 )
 
 // Config is the ingest function's configuration, from the environment.
@@ -15,6 +16,7 @@ type Config struct {
 	config.Redis // the rate limiter (INGEST_RATE_LIMIT_ENABLED) and partition coordination
 	Protection   // API keys and rate limits, see protect.go
 	growth.Coordination
+	logging.Options // LOG_FORMAT, LOG_LEVEL: checked with the rest, so a bad one stops start-up
 
 	PartitionKeyAttribute string `envconfig:"PARTITION_KEY_ATTRIBUTE" default:"subject" desc:"attribute (or extension) whose value keys an event that has no partitionkey extension; events without it are keyed by source"`
 	MaxBodyBytes          int64  `envconfig:"INGEST_MAX_BODY_BYTES" default:"16777216" desc:"largest request body accepted (413 beyond)"`
@@ -47,6 +49,8 @@ func (c Config) Validate() error {
 		c.Producer.Validate(),
 		c.Protection.Validate(),
 		c.Coordination.Validate(),
+		c.Redis.Validate(),
+		c.Options.Validate(),
 		config.Positive("INGEST_MAX_BODY_BYTES", c.MaxBodyBytes),
 		config.Positive("INGEST_MAX_BATCH_EVENTS", int64(c.MaxBatchEvents)),
 		config.Positive("INGEST_MAX_EVENT_BYTES", int64(c.MaxEventBytes)),

@@ -51,27 +51,31 @@ const (
 )
 
 // Validate checks what envconfig cannot. A zero Protection (a Config built in code)
-// is valid and means both off; the rate limiter's numbers are checked only when it
-// is on, and its zero values take their defaults.
+// is valid and means both off; its zero values take their defaults. Every value is
+// checked whether or not the rate limiter is on, so a mistake shows at start rather
+// than on the day the limiter is turned on; only RATE and BURST, whose zero values
+// would refuse everything, must be positive just when it is on.
 func (p Protection) Validate() error {
-	errs := []error{config.OneOf("INGEST_AUTH", p.Auth, "", AuthOff, AuthAPIKey)}
+	errs := []error{
+		config.OneOf("INGEST_AUTH", p.Auth, "", AuthOff, AuthAPIKey),
+		config.OneOf("INGEST_RATE_LIMIT_FALLBACK", p.RateLimitFallback, "", ratelimit.FallbackLocal, ratelimit.FallbackOpen, ratelimit.FallbackClosed),
+	}
 	if p.RateLimit {
 		errs = append(errs,
-			config.OneOf("INGEST_RATE_LIMIT_FALLBACK", p.RateLimitFallback, "", ratelimit.FallbackLocal, ratelimit.FallbackOpen, ratelimit.FallbackClosed),
 			config.Positive("INGEST_RATE_LIMIT_RATE", int64(p.RateLimitRate)),
 			config.Positive("INGEST_RATE_LIMIT_BURST", int64(p.RateLimitBurst)),
 		)
-		for _, v := range []struct {
-			name  string
-			value int
-		}{{"INGEST_RATE_LIMIT_REPLICAS", p.RateLimitReplicas}, {"INGEST_RATE_LIMIT_TIMEOUT_MS", p.RateLimitTimeout}, {"INGEST_RATE_LIMIT_RETRY_MS", p.RateLimitRetry}} {
-			if v.value < 0 {
-				errs = append(errs, &config.VarError{Name: v.name, Value: strconv.Itoa(v.value), Reason: "must not be negative"})
-			}
+	}
+	for _, v := range []struct {
+		name  string
+		value int
+	}{{"INGEST_RATE_LIMIT_REPLICAS", p.RateLimitReplicas}, {"INGEST_RATE_LIMIT_TIMEOUT_MS", p.RateLimitTimeout}, {"INGEST_RATE_LIMIT_RETRY_MS", p.RateLimitRetry}} {
+		if v.value < 0 {
+			errs = append(errs, &config.VarError{Name: v.name, Value: strconv.Itoa(v.value), Reason: "must not be negative"})
 		}
-		if _, err := ratelimit.ParseOverrides(p.RateLimitOverride); err != nil {
-			errs = append(errs, &config.VarError{Name: "INGEST_RATE_LIMIT_OVERRIDES", Value: p.RateLimitOverride, Reason: err.Error()})
-		}
+	}
+	if _, err := ratelimit.ParseOverrides(p.RateLimitOverride); err != nil {
+		errs = append(errs, &config.VarError{Name: "INGEST_RATE_LIMIT_OVERRIDES", Value: p.RateLimitOverride, Reason: err.Error()})
 	}
 	keys := p.APIKeys != "" || p.APIKeysFile != ""
 	if p.Auth != AuthAPIKey && keys {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"function/shared/config"
+	"function/shared/logging"
 	"function/shared/scaling"
 )
 
@@ -13,6 +14,7 @@ type Config struct {
 	config.Kafka
 	config.Redis
 	scaling.Config
+	logging.Options // LOG_FORMAT, LOG_LEVEL: checked with the rest, so a bad one stops start-up
 	// Consumer is loaded under the NOTIFICATION_ prefix over ConsumerDefaults.
 	Consumer config.Consumer `ignored:"true"`
 
@@ -48,6 +50,8 @@ func (c Config) Validate() error {
 		c.Kafka.Validate(),
 		c.Consumer.Validate(),
 		c.Config.Validate(),
+		c.Redis.Validate(),
+		c.Options.Validate(),
 		config.OneOf("NOTIFICATION_MODE", c.Mode, "pull", "push"),
 		config.Positive("NOTIFICATION_STREAM_MAXLEN", c.StreamMaxLen),
 	)

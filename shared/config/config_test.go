@@ -64,3 +64,17 @@ func TestUsageListsEachVariableOnceWithDefault(t *testing.T) {
 		t.Fatalf("default or description missing:\n%s", out)
 	}
 }
+
+// TestRedisDBMustNotBeNegative: go-redis selects a database only above 0, so -1 would
+// quietly be database 0.
+func TestRedisDBMustNotBeNegative(t *testing.T) {
+	t.Setenv("REDIS_DB", "-1")
+	var r Redis
+	if err := Load("", &r); err == nil || !strings.Contains(err.Error(), `REDIS_DB="-1"`) {
+		t.Fatalf("Load with REDIS_DB=-1: %v, want an error naming REDIS_DB", err)
+	}
+	t.Setenv("REDIS_DB", "2")
+	if err := Load("", &r); err != nil || r.DB != 2 {
+		t.Fatalf("Load = %+v, %v", r, err)
+	}
+}

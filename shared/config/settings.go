@@ -57,6 +57,12 @@ type Redis struct {
 	TLS      TLS    `envconfig:"REDIS_TLS"`
 }
 
+// Validate checks the values envconfig cannot. go-redis selects a database only when
+// the number is above 0, so a negative REDIS_DB would quietly mean database 0.
+func (r Redis) Validate() error {
+	return NotNegative("REDIS_DB", int64(r.DB))
+}
+
 // Producer tunes the batching publisher ingest uses.
 type Producer struct {
 	BatchSize          int      `envconfig:"BATCH_SIZE" default:"1000" desc:"records per produce request at most (sarama Flush.Messages)"`
