@@ -32,7 +32,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	sources := fs.Int("sources", 1, "distinct sources (notification channels)")
 	dur := fs.Duration("d", 10*time.Second, "how long to send")
 	count := fs.Int64("n", 0, "stop after this many events (0: only the duration bounds the run)")
-	warmup := fs.Duration("warmup", time.Second, "left out of the figures at the start")
+	warmup := fs.Duration("warmup", time.Second, "left out of the figures at the start (a run that ends within it reports everything and says so)")
 	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
 	direct := fs.Bool("direct", false, "publish with tide's kafka.Publisher to KAFKA_BROKERS / KAFKA_TOPIC (BATCH_SIZE, BATCH_TIMEOUT_MS, ...) instead of posting to -url")
 	directCE := fs.Bool("direct-ce", false, "with -direct: publish the records ingest writes (CloudEvents binary mode: ce_ headers) instead of bare key and value")
@@ -42,7 +42,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("q", false, "no progress line")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: loadgen takes no arguments", errUsage)
@@ -124,6 +124,9 @@ func runLoadgen(ctx context.Context, args []string) error {
 		return e2eErr
 	}
 	if res.Acked == 0 {
+		if res.FirstError == "" {
+			return fmt.Errorf("no event was acknowledged (%d requests sent)", res.Requests)
+		}
 		return fmt.Errorf("no event was acknowledged (%s)", res.FirstError)
 	}
 	return nil

@@ -53,9 +53,13 @@ type Config struct {
 	Concurrency int
 	Batch       int           // events per request (default 1)
 	Duration    time.Duration // stop sending after this long (default 10 s)
-	Count       int64         // stop after this many events (0: no count bound)
+	// Count stops the run after this many events (0: no count bound); when it is not
+	// a multiple of Batch the last request carries the rest.
+	Count int64
 	// Warmup is left out of the figures: requests due in the first Warmup are sent
-	// but not measured (connections, metadata, JIT of the broker).
+	// but not measured (connections, metadata, JIT of the broker). When no request
+	// was due after it (Count reached within the warm-up), nothing is left out and
+	// the Result says so (WarmupIncluded), rather than reporting an empty run.
 	Warmup   time.Duration
 	Progress io.Writer // a one-line progress report every second; nil: none
 }
@@ -87,7 +91,7 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Result is what a run measured (warm-up excluded).
+// Result is what a run measured (warm-up excluded, unless WarmupIncluded).
 type Result struct {
 	Mode        Mode    `json:"mode"`
 	Concurrency int     `json:"concurrency"`
@@ -101,9 +105,15 @@ type Result struct {
 	// AckedTotal counts the warm-up's acknowledged events too.
 	AckedTotal int64 `json:"acked_total"`
 	// MeasuredFrom is when the warm-up ended: requests due before it are not in the
-	// figures.
+	// figures. It is the start of the run when WarmupIncluded.
 	MeasuredFrom time.Time `json:"measured_from"`
-	// Elapsed is the measured window: from the end of the warm-up to the last answer.
+	// Warmup is the warm-up the run was configured with.
+	Warmup time.Duration `json:"warmup_ns"`
+	// WarmupIncluded says the run ended within its warm-up (no request was due after
+	// it), so the figures are of the whole run, warm-up included.
+	WarmupIncluded bool `json:"warmup_included,omitempty"`
+	// Elapsed is the measured window: from the end of the warm-up (the start of the
+	// run when WarmupIncluded) to the last answer.
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Throughput is acknowledged events per second over Elapsed.
 	Throughput float64 `json:"throughput"`
@@ -123,6 +133,11 @@ func (r Result) String() string {
 		fmt.Fprintf(&b, " rate=%.0f/s", r.TargetRate)
 	}
 	fmt.Fprintf(&b, "\nacked %d of %d events (%d requests) in %s: %.0f events/s\n", r.Acked, r.Events, r.Requests, r.Elapsed.Round(time.Millisecond), r.Throughput)
+	if r.WarmupIncluded {
+		fmt.Fprintf(&b, "warm-up not left out: the run ended within its %s warm-up, so these figures include it (to leave it out, lower -warmup or send more events)\n", r.Warmup)
+	} else if r.Warmup > 0 && r.AckedTotal > r.Acked {
+		fmt.Fprintf(&b, "left out: the first %s (warm-up; %d events acked in it)\n", r.Warmup, r.AckedTotal-r.Acked)
+	}
 	l := r.Latency
 	fmt.Fprintf(&b, "latency per request: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s, n=%d)\n",
 		ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), ms(l.Mean), l.Count)
@@ -151,7 +166,10 @@ func Run(ctx context.Context, cfg Config, t Target) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := &run{cfg: cfg, target: t, hist: NewHistogram(), statuses: map[string]int64{}}
+	r := &run{cfg: cfg, target: t}
+	for _, w := range []*window{&r.warmup, &r.measured} {
+		w.hist, w.statuses = NewHistogram(), map[string]int64{}
+	}
 	r.start = time.Now()
 	r.measureFrom = r.start.Add(cfg.Warmup)
 	r.deadline = r.start.Add(cfg.Duration)
@@ -167,20 +185,42 @@ func Run(ctx context.Context, cfg Config, t Target) (Result, error) {
 	wg.Wait()
 	stopProgress()
 
+	// A run that ended within its warm-up measured nothing: rather than report an
+	// empty run for events that were sent and acknowledged, report all of it.
+	w, from := &r.measured, r.measureFrom
+	includeWarmup := w.requests.Load() == 0 && r.warmup.requests.Load() > 0
+	if includeWarmup {
+		w, from = &r.warmup, r.start
+	}
 	res := Result{
 		Mode: cfg.Mode, Concurrency: cfg.Concurrency, Batch: cfg.Batch,
-		Requests: r.requests.Load(), Events: r.events.Load(), Acked: r.acked.Load(),
-		AckedTotal: r.allAcked.Load(), MeasuredFrom: r.measureFrom,
-		Latency: r.hist.Summary(), Statuses: r.statuses, FirstError: r.firstErr,
+		Requests: w.requests.Load(), Events: w.events.Load(), Acked: w.acked.Load(),
+		AckedTotal: r.allAcked.Load(), MeasuredFrom: from,
+		Warmup: cfg.Warmup, WarmupIncluded: includeWarmup,
+		Latency: w.hist.Summary(), Statuses: w.statuses, FirstError: w.firstErr,
 	}
 	if cfg.Mode == Open {
 		res.TargetRate = cfg.Rate
 	}
-	if last := time.Unix(0, r.lastAnswer.Load()); last.After(r.measureFrom) {
-		res.Elapsed = last.Sub(r.measureFrom)
+	if last := time.Unix(0, w.lastAnswer.Load()); last.After(from) {
+		res.Elapsed = last.Sub(from)
 		res.Throughput = float64(res.Acked) / res.Elapsed.Seconds()
 	}
 	return res, nil
+}
+
+// window counts the requests due in one part of a run: the warm-up or the
+// measured rest.
+type window struct {
+	requests   atomic.Int64
+	events     atomic.Int64
+	acked      atomic.Int64
+	lastAnswer atomic.Int64 // unix nanos
+	hist       *Histogram
+
+	mu       sync.Mutex
+	statuses map[string]int64
+	firstErr string
 }
 
 type run struct {
@@ -191,26 +231,22 @@ type run struct {
 	deadline    time.Time
 	interval    time.Duration // open mode: between two requests' intended times
 
-	next       atomic.Int64 // next request index
-	requests   atomic.Int64
-	events     atomic.Int64
-	acked      atomic.Int64
-	allAcked   atomic.Int64 // including the warm-up, for the progress line
-	lastAnswer atomic.Int64 // unix nanos
+	next     atomic.Int64 // next request index
+	allAcked atomic.Int64 // including the warm-up, for the progress line
 
-	hist     *Histogram
-	mu       sync.Mutex
-	statuses map[string]int64
-	firstErr string
+	warmup, measured window // requests due before and after measureFrom
 }
 
-// claim takes the next request: its first event and intended send time, or false
-// when the run is over.
-func (r *run) claim() (first int64, at time.Time, ok bool) {
+// claim takes the next request: its first event, its number of events and its
+// intended send time, or false when the run is over.
+func (r *run) claim() (first int64, n int, at time.Time, ok bool) {
 	i := r.next.Add(1) - 1
-	first = i * int64(r.cfg.Batch)
-	if r.cfg.Count > 0 && first+int64(r.cfg.Batch) > r.cfg.Count {
-		return 0, time.Time{}, false
+	first, n = i*int64(r.cfg.Batch), r.cfg.Batch
+	if r.cfg.Count > 0 {
+		if first >= r.cfg.Count {
+			return 0, 0, time.Time{}, false
+		}
+		n = int(min(int64(n), r.cfg.Count-first))
 	}
 	if r.cfg.Mode == Open {
 		at = r.start.Add(time.Duration(i) * r.interval)
@@ -218,14 +254,14 @@ func (r *run) claim() (first int64, at time.Time, ok bool) {
 		at = time.Now()
 	}
 	if !at.Before(r.deadline) {
-		return 0, time.Time{}, false
+		return 0, 0, time.Time{}, false
 	}
-	return first, at, true
+	return first, n, at, true
 }
 
 func (r *run) worker(ctx context.Context) {
 	for ctx.Err() == nil {
-		first, at, ok := r.claim()
+		first, n, at, ok := r.claim()
 		if !ok {
 			return
 		}
@@ -241,41 +277,42 @@ func (r *run) worker(ctx context.Context) {
 		if r.cfg.Mode == Closed {
 			at = time.Now()
 		}
-		status, err := r.target.Send(ctx, first, r.cfg.Batch, at)
+		status, err := r.target.Send(ctx, first, n, at)
 		done := time.Now()
-		r.record(at, done, status, err)
+		r.record(at, done, n, status, err)
 	}
 }
 
-func (r *run) record(at, done time.Time, status string, err error) {
-	n := int64(r.cfg.Batch)
+func (r *run) record(at, done time.Time, events int, status string, err error) {
+	n := int64(events)
 	if err == nil {
 		r.allAcked.Add(n)
 	}
+	w := &r.measured
 	if at.Before(r.measureFrom) {
-		return
+		w = &r.warmup
 	}
 	for {
-		last := r.lastAnswer.Load()
-		if done.UnixNano() <= last || r.lastAnswer.CompareAndSwap(last, done.UnixNano()) {
+		last := w.lastAnswer.Load()
+		if done.UnixNano() <= last || w.lastAnswer.CompareAndSwap(last, done.UnixNano()) {
 			break
 		}
 	}
-	r.requests.Add(1)
-	r.events.Add(n)
+	w.requests.Add(1)
+	w.events.Add(n)
 	if err == nil {
-		r.acked.Add(n)
-		r.hist.Record(done.Sub(at))
+		w.acked.Add(n)
+		w.hist.Record(done.Sub(at))
 	}
 	if status == "" {
 		status = "error"
 	}
-	r.mu.Lock()
-	r.statuses[status]++
-	if err != nil && r.firstErr == "" {
-		r.firstErr = err.Error()
+	w.mu.Lock()
+	w.statuses[status]++
+	if err != nil && w.firstErr == "" {
+		w.firstErr = err.Error()
 	}
-	r.mu.Unlock()
+	w.mu.Unlock()
 }
 
 // progress redraws one status line every second until the returned func is called.
@@ -294,14 +331,7 @@ func (r *run) progress() func() {
 			select {
 			case <-t.C:
 				acked := r.allAcked.Load()
-				r.mu.Lock()
-				fails := int64(0)
-				for k, v := range r.statuses {
-					if k != "ok" && !strings.HasPrefix(k, "2") {
-						fails += v
-					}
-				}
-				r.mu.Unlock()
+				fails := r.warmup.failures() + r.measured.failures()
 				fmt.Fprintf(w, "\r%5.1fs  acked %9d events  %8d/s now  failed requests %d   ",
 					time.Since(r.start).Seconds(), acked, acked-prev, fails)
 				prev = acked
@@ -312,4 +342,17 @@ func (r *run) progress() func() {
 		}
 	}()
 	return func() { close(stop); <-done }
+}
+
+// failures is the number of requests not acknowledged so far.
+func (w *window) failures() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for k, v := range w.statuses {
+		if k != "ok" && !strings.HasPrefix(k, "2") {
+			n += v
+		}
+	}
+	return n
 }

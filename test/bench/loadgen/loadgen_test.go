@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +214,52 @@ func TestOnlyLoopbackTargets(t *testing.T) {
 	}
 	if _, err := NewHTTPTarget("http://10.1.2.3:8080/", Events{}, 1, time.Second); err == nil {
 		t.Error("a non-loopback URL was accepted")
+	}
+}
+
+// A user's `tide loadgen -batch 10 -n 500` ends long before the default 1 s warm-up:
+// every event was acknowledged, so the result must say so (and that the warm-up is
+// in the figures), not report 0 of 0.
+func TestARunThatEndsWithinTheWarmupReportsWhatItDid(t *testing.T) {
+	tgt := &stallTarget{start: time.Now(), stallAt: time.Hour}
+	res, err := Run(context.Background(), Config{Mode: Closed, Concurrency: 2, Batch: 10, Count: 500, Duration: time.Minute, Warmup: 30 * time.Second}, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 500 || res.Events != 500 || res.Requests != 50 || res.AckedTotal != 500 {
+		t.Fatalf("acked %d of %d events in %d requests (total %d), want 500 of 500 in 50", res.Acked, res.Events, res.Requests, res.AckedTotal)
+	}
+	if !res.WarmupIncluded || res.Latency.Count != 50 || res.Throughput <= 0 || res.Statuses["ok"] != 50 {
+		t.Fatalf("warm-up included %v, latency n=%d, throughput %.0f, statuses %v", res.WarmupIncluded, res.Latency.Count, res.Throughput, res.Statuses)
+	}
+	if s := res.String(); !strings.Contains(s, "acked 500 of 500 events") || !strings.Contains(s, "warm-up not left out") {
+		t.Fatalf("report does not say what the run did:\n%s", s)
+	}
+
+	// A run that outlasts its warm-up still leaves it out, and says how much it left.
+	long, err := Run(context.Background(), Config{Mode: Open, Rate: 200, Concurrency: 4, Duration: 600 * time.Millisecond, Warmup: 300 * time.Millisecond}, &stallTarget{start: time.Now(), stallAt: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if long.WarmupIncluded || long.Acked == 0 || long.AckedTotal <= long.Acked {
+		t.Fatalf("warm-up included %v, acked %d of total %d: want the warm-up's events left out", long.WarmupIncluded, long.Acked, long.AckedTotal)
+	}
+	if s := long.String(); !strings.Contains(s, "left out: the first 300ms") {
+		t.Fatalf("report does not say the warm-up was left out:\n%s", s)
+	}
+}
+
+// A count that is not a multiple of the batch is sent in full: the last request
+// carries the rest (and a count below the batch is one short request, not none).
+func TestCountNotAMultipleOfTheBatchIsSentInFull(t *testing.T) {
+	for _, tc := range []struct{ count, batch, requests int64 }{{25, 10, 3}, {5, 10, 1}} {
+		tgt := &stallTarget{start: time.Now(), stallAt: time.Hour}
+		res, err := Run(context.Background(), Config{Mode: Closed, Concurrency: 3, Batch: int(tc.batch), Count: tc.count, Duration: time.Minute}, tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tgt.sent.Load() != tc.count || res.Acked != tc.count || res.Requests != tc.requests {
+			t.Errorf("-n %d -batch %d: sent %d, acked %d in %d requests; want %d in %d", tc.count, tc.batch, tgt.sent.Load(), res.Acked, res.Requests, tc.count, tc.requests)
+		}
 	}
 }
