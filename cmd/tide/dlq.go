@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,6 +83,10 @@ func (f *dlqFlags) kafkaConfig() (config.Kafka, *sarama.Config, error) {
 }
 
 func runDLQ(ctx context.Context, w io.Writer, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(os.Stderr, dlqUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
 		fmt.Fprintln(os.Stderr, dlqUsage)
 		return fmt.Errorf("%w: dlq takes list or redrive", errUsage)
@@ -114,10 +120,28 @@ func runDLQ(ctx context.Context, w io.Writer, args []string) error {
 		return fmt.Errorf("connect to %v: %w", k.Brokers, err)
 	}
 	defer client.Close()
-	dls, err := kafka.ReadDeadLetters(ctx, client, f.topic, filter)
+	// Read what the offsets select, then check each named offset is there before the
+	// other filters narrow it down, so a mistyped offset is an error, not an empty
+	// list or a re-drive of nothing.
+	dls, err := kafka.ReadDeadLetters(ctx, client, f.topic, kafka.DeadLetterFilter{Offsets: filter.Offsets})
 	if err != nil {
 		return err
 	}
+	if len(filter.Offsets) > 0 {
+		if missing := missingOffsets(filter.Offsets, dls); len(missing) > 0 {
+			return noSuchDeadLetters(f.topic, missing, topicOffsets(client, f.topic))
+		}
+	}
+	var selected []kafka.DeadLetter
+	for _, d := range dls {
+		if filter.Match(d) {
+			selected = append(selected, d)
+		}
+	}
+	if len(filter.Offsets) > 0 && len(selected) < len(dls) {
+		return errors.New(filteredOut(filter, dls, selected))
+	}
+	dls = selected
 	if sub == "list" || *dryRun {
 		return printDeadLetters(w, dls, *asJSON)
 	}
@@ -133,6 +157,103 @@ func runDLQ(ctx context.Context, w io.Writer, args []string) error {
 	}
 	fmt.Fprintf(w, "re-drove %d dead letter(s) from %s to %s\n", len(dls), f.topic, f.to)
 	return nil
+}
+
+// missingOffsets returns the offsets of want that no dead letter of found is at.
+func missingOffsets(want []kafka.DLQOffset, found []kafka.DeadLetter) []kafka.DLQOffset {
+	var missing []kafka.DLQOffset
+	for _, o := range want {
+		ok := false
+		for _, d := range found {
+			if d.Offset == o.Offset && (o.Partition < 0 || o.Partition == d.Partition) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			missing = append(missing, o)
+		}
+	}
+	return missing
+}
+
+// offsetRange is the offsets a partition holds: [start, end).
+type offsetRange struct{ start, end int64 }
+
+// topicOffsets returns each partition's range of offsets, for an error message:
+// nil when they cannot be read.
+func topicOffsets(client sarama.Client, topic string) map[int32]offsetRange {
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return nil
+	}
+	out := map[int32]offsetRange{}
+	for _, p := range parts {
+		start, err1 := client.GetOffset(topic, p, sarama.OffsetOldest)
+		end, err2 := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err1 != nil || err2 != nil {
+			return nil
+		}
+		out[p] = offsetRange{start, end}
+	}
+	return out
+}
+
+// noSuchDeadLetters says which of the named dead letters do not exist, and what
+// the topic holds instead.
+func noSuchDeadLetters(topic string, missing []kafka.DLQOffset, ranges map[int32]offsetRange) error {
+	names := make([]string, len(missing))
+	for i, o := range missing {
+		names[i] = fmt.Sprintf("offset %d", o.Offset)
+		if o.Partition >= 0 {
+			names[i] = fmt.Sprintf("partition %d offset %d", o.Partition, o.Offset)
+			if _, ok := ranges[o.Partition]; !ok && ranges != nil {
+				names[i] = fmt.Sprintf("partition %d (no such partition)", o.Partition)
+			}
+		}
+	}
+	msg := fmt.Sprintf("no dead letter at %s in %s", strings.Join(names, ", "), topic)
+	if ranges != nil {
+		parts := make([]int32, 0, len(ranges))
+		for p := range ranges {
+			parts = append(parts, p)
+		}
+		sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+		var holds []string
+		for _, p := range parts {
+			if r := ranges[p]; r.end > r.start {
+				holds = append(holds, fmt.Sprintf("partition %d holds offsets %d-%d", p, r.start, r.end-1))
+			}
+		}
+		if len(holds) == 0 {
+			msg += " (the topic holds no dead letter)"
+		} else {
+			msg += " (" + strings.Join(holds, "; ") + "; `tide dlq list` shows them)"
+		}
+	}
+	return errors.New(msg)
+}
+
+// filteredOut says which dead letters the offsets named but the other filters left
+// out: asked for by offset, they are not silently skipped.
+func filteredOut(f kafka.DeadLetterFilter, named, selected []kafka.DeadLetter) string {
+	kept := map[[2]int64]bool{}
+	for _, d := range selected {
+		kept[[2]int64{int64(d.Partition), d.Offset}] = true
+	}
+	var out []string
+	for _, d := range named {
+		if !kept[[2]int64{int64(d.Partition), d.Offset}] {
+			out = append(out, fmt.Sprintf("%d:%d", d.Partition, d.Offset))
+		}
+	}
+	var filters []string
+	for _, kv := range [][2]string{{"-type", f.Type}, {"-source", f.Source}, {"-id", f.ID}, {"-group", f.Group}, {"-error", f.ErrorContains}} {
+		if kv[1] != "" {
+			filters = append(filters, fmt.Sprintf("%s %q", kv[0], kv[1]))
+		}
+	}
+	return fmt.Sprintf("dead letter(s) %s do not match %s (drop -offset or the filter)", strings.Join(out, ", "), strings.Join(filters, " "))
 }
 
 func printDeadLetters(w io.Writer, dls []kafka.DeadLetter, asJSON bool) error {

@@ -13,7 +13,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"function/shared/config"
 	"function/shared/consumer"
+	"function/shared/embedded"
 	"function/shared/kafka"
 	"function/test/pipelinetest"
 )
@@ -149,5 +151,76 @@ func TestDLQRefusesAnUnboundedRedrive(t *testing.T) {
 	err := runDLQ(context.Background(), &bytes.Buffer{}, []string{"redrive", "-brokers", "127.0.0.1:1"})
 	if err == nil || !strings.Contains(err.Error(), "-all") {
 		t.Fatalf("redrive without -offset or -all: err = %v, want a usage error naming -all", err)
+	}
+}
+
+// A dead letter named by an offset that is not in the dead-letter topic is an error
+// naming it (and what the topic holds), for redrive, its dry run and list alike,
+// and nothing is re-driven; so is one the other filters leave out.
+func TestDLQNamedOffsetsMustExist(t *testing.T) {
+	k, err := embedded.StartKafka(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var kc config.Kafka
+	if err := config.Load("", &kc); err != nil {
+		t.Fatal(err)
+	}
+	kc.Brokers, kc.Topic, kc.DeadLetterTopic, kc.Partitions, kc.ReplicationFactor = k.Brokers(), "events-t", "events-t-dlq", 2, 1
+	sc, err := kafka.NewConfig(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kafka.EnsureTopics(kc, sc); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := kafka.NewDeadLetters(kc.Brokers, sc, kc.DeadLetterTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	deadLetter(t, dl, kc.Topic, 3, "a", fmt.Errorf("handler bug"), 5) // DLQ offset 0
+	deadLetter(t, dl, kc.Topic, 4, "b", fmt.Errorf("handler bug"), 5) // DLQ offset 1
+
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		base := []string{"-brokers", strings.Join(kc.Brokers, ","), "-topic", kc.DeadLetterTopic, "-to", kc.Topic, "-timeout", "20s"}
+		err := runDLQ(context.Background(), &out, append(append([]string{args[0]}, base...), args[1:]...))
+		return out.String(), err
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"redrive", "-offset", "999"}, "no dead letter at offset 999 in events-t-dlq (partition 0 holds offsets 0-1"},
+		{[]string{"redrive", "-offset", "1,999,1000"}, "no dead letter at offset 999, offset 1000 in events-t-dlq"},
+		{[]string{"redrive", "-offset", "0:7"}, "no dead letter at partition 0 offset 7"},
+		{[]string{"redrive", "-offset", "5:0"}, "no dead letter at partition 5 (no such partition)"},
+		{[]string{"redrive", "-dry-run", "-offset", "999"}, "offset 999"},
+		{[]string{"list", "-offset", "999"}, "offset 999"},
+		{[]string{"redrive", "-offset", "0,1", "-id", "b"}, `dead letter(s) 0:0 do not match -id "b"`},
+	} {
+		out, err := run(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("tide dlq %s: err = %v (output %q), want an error with %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+		if strings.Contains(out, "re-drove") {
+			t.Errorf("tide dlq %s re-drove: %s", strings.Join(tc.args, " "), out)
+		}
+	}
+	// Existing offsets still work, and nothing above reached the events topic.
+	if out, err := run("redrive", "-dry-run", "-offset", "1"); err != nil || !strings.Contains(out, "1 dead letter(s)") {
+		t.Errorf("redrive -dry-run -offset 1: %v\n%s", err, out)
+	}
+	client, err := sarama.NewClient(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if recs, err := kafka.ReadDeadLetters(ctx, client, kc.Topic, kafka.DeadLetterFilter{}); err != nil || len(recs) != 0 {
+		t.Errorf("events topic holds %d records (err %v), want none: a failed re-drive published", len(recs), err)
 	}
 }
