@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -40,28 +41,47 @@ func register(c command) {
 var errUsage = errors.New("usage")
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		os.Exit(2)
-	}
-	c, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "tide: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
 	ctx, stop := signalContext()
-	defer stop()
-	if err := c.run(ctx, os.Args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintf(os.Stderr, "tide %s: %v\n", c.name, err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// runMain runs the command args name and returns the exit code: 0 on success and
+// when help was asked for (tide help, tide -h, tide help CMD, tide CMD -h), 2 for a
+// usage error (an unknown command, a bad flag), 1 for any other failure.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
 	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if name != "help" || len(rest) == 0 {
+			usage(stdout)
+			return 0
+		}
+		// tide help CMD: the command's own flags.
+		name, rest = rest[0], []string{"-h"}
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "tide: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	if err := c.run(ctx, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tide %s: %v\n", c.name, err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; the second ends the
@@ -80,15 +100,15 @@ func signalContext() (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tide <command> [flags]\n\ncommands:")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: tide <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'tide <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'tide <command> -h' (or 'tide help <command>') for a command's flags.")
 }

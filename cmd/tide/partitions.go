@@ -33,7 +33,7 @@ func runPartitions(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("partitions", flag.ContinueOnError)
 	addr := fs.String("addr", "", "HTTP listen address (default PARTITION_MANAGER_ADDR)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: partitions takes no arguments (configure it with PARTITION_* variables)", errUsage)
