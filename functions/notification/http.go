@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -48,14 +49,44 @@ type listResponse struct {
 	Total         int64                `json:"total"`
 }
 
+// queryParams reads the named query parameters strictly. URL.Query drops what it
+// cannot decode, so "channel=%zz" would read as no channel at all, and Get takes the
+// first of repeated values: here a query string that is not valid URL encoding, or a
+// named parameter given more than once, is a 400 saying so. Other parameters are
+// ignored. An absent parameter is "".
+func queryParams(r *http.Request, names ...string) (map[string]string, *problem.Problem) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, problem.Newf(http.StatusBadRequest, problem.TypeBadParameter,
+			"the query string is not valid URL encoding: %v (percent-encode the values, e.g. curl -G --data-urlencode 'channel=...')", err)
+	}
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		switch vs := q[name]; len(vs) {
+		case 0:
+		case 1:
+			out[name] = vs[0]
+		default:
+			return nil, problem.Newf(http.StatusBadRequest, problem.TypeBadParameter,
+				"query parameter %q is repeated (%d times): give it once", name, len(vs))
+		}
+	}
+	return out, nil
+}
+
 func (f *Function) list(w http.ResponseWriter, r *http.Request) {
-	channel := r.URL.Query().Get("channel")
+	q, p := queryParams(r, "channel", "limit")
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
+	channel := q["channel"]
 	if channel == "" {
 		problem.Write(w, problem.New(http.StatusBadRequest, problem.TypeBadParameter, "query parameter \"channel\" is required (a channel is an event source unless routing rules say otherwise)"))
 		return
 	}
 	limit := int64(defaultLimit)
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if s := q["limit"]; s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 || n > maxLimit {
 			problem.Write(w, problem.Newf(http.StatusBadRequest, problem.TypeBadParameter, "query parameter \"limit\" must be a whole number from 1 to %d, got %q", maxLimit, s))
@@ -74,7 +105,12 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Function) stream(w http.ResponseWriter, r *http.Request) {
-	channel := r.URL.Query().Get("channel")
+	q, p := queryParams(r, "channel")
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
+	channel := q["channel"]
 	if channel == "" {
 		problem.Write(w, problem.New(http.StatusBadRequest, problem.TypeBadParameter, "query parameter \"channel\" is required"))
 		return
