@@ -63,6 +63,9 @@ func TestReadAPIQueryParameters(t *testing.T) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.Channel != "a%b c" || got.Total != 1 || len(got.Notifications) != 1 {
 					t.Fatalf("GET %s: %s (%v), want the notification of channel \"a%%b c\"", tc.target, rec.Body, err)
 				}
+				if strings.Contains(rec.Body.String(), `"time"`) {
+					t.Fatalf("GET %s: %s: the event had no time, so neither should its notification", tc.target, rec.Body)
+				}
 				return
 			}
 			var p problem.Problem

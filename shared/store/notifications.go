@@ -17,7 +17,7 @@ type Notification struct {
 	Type        string    `json:"type"`
 	Source      string    `json:"source"`
 	Subject     string    `json:"subject,omitempty"`
-	Time        time.Time `json:"time,omitempty"`
+	Time        time.Time `json:"time,omitzero"` // the event's time attribute; absent when the event has none
 	Title       string    `json:"title"`
 	Channel     string    `json:"channel"`
 	CreatedAt   time.Time `json:"created_at"`
