@@ -17,7 +17,9 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -222,10 +224,31 @@ func readBody(r *http.Request, max, limit int64, what string, pooled *[]byte) ([
 			if errors.As(err, &mb) {
 				return nil, tooLarge()
 			}
-			return nil, problem.Newf(http.StatusBadRequest, problem.TypeMalformed,
-				"reading the request body: %v", err)
+			return nil, bodyReadProblem(err)
 		}
 	}
+}
+
+// bodyReadProblem is the answer to a body that could not be read. The server's read
+// timeout (a client that declared more than it sent) is 408; anything else is 400.
+// Neither names the connection: a *net.OpError says "read tcp ADDR->ADDR: ...", and
+// the server's addresses are not the client's business.
+func bodyReadProblem(err error) *problem.Problem {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return problem.New(http.StatusRequestTimeout, problem.TypeRequestTimeout,
+			"request body not received in time: the server's read timeout passed before the body was complete (was Content-Length more than the bytes sent?)")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return problem.New(http.StatusBadRequest, problem.TypeMalformed,
+			"the request body ended before its declared length (Content-Length or chunked encoding)")
+	}
+	reason := err
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		reason = oe.Err // "connection reset by peer", without the addresses
+	}
+	return problem.Newf(http.StatusBadRequest, problem.TypeMalformed, "the request body could not be read: %v", reason)
 }
 
 // parseStructured reads one event in the JSON format ([json] 3).

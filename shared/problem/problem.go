@@ -28,6 +28,7 @@ const (
 	TypeNotFound             = "https://tide.dev/problems/not-found"
 	TypeMethodNotAllowed     = "https://tide.dev/problems/method-not-allowed"
 	TypeBadParameter         = "https://tide.dev/problems/bad-parameter"
+	TypeRequestTimeout       = "https://tide.dev/problems/request-timeout"
 )
 
 // Problem is one problem details object. It is also an error, so parsing code can
