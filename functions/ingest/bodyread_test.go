@@ -80,7 +80,9 @@ func TestSlowOrCutBodyAnswers(t *testing.T) {
 func TestBodyReadProblemHidesAddresses(t *testing.T) {
 	local := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 18080}
 	remote := &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 54182}
-	op := func(err error) error { return &net.OpError{Op: "read", Net: "tcp", Source: local, Addr: remote, Err: err} }
+	op := func(err error) error {
+		return &net.OpError{Op: "read", Net: "tcp", Source: local, Addr: remote, Err: err}
+	}
 	for _, tc := range []struct {
 		err    error
 		status int

@@ -182,7 +182,7 @@ func (g *guard) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Key,
 	presented, ok := auth.FromRequest(r)
 	if !ok {
 		g.metrics.AuthFailures.WithLabelValues("missing").Inc()
-		return nil, unauthorized(w, "no API key: send it as Authorization: Bearer KEY or in X-API-Key")
+		return nil, unauthorized(w, auth.MissingReason(r))
 	}
 	key := g.keys.Authenticate(presented)
 	if key == nil {

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -205,6 +206,7 @@ func TestAPIKeys(t *testing.T) {
 		{"pattern match", map[string]string{"X-API-Key": keyA}, ctBatch,
 			batch(structured("1", "https://github.com/a/x"), structured("2", "https://github.com/a/y/z")), 202, -1, 3},
 		{"no key, bad body: 401 before parsing", nil, ctStructured, []byte("{"), 401, -1, 3},
+		{"basic auth (curl -u)", map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+keyB))}, ctStructured, structured("1", "/b"), 401, -1, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := post(t, s.srv.URL, tc.ct, tc.body, tc.header)
@@ -215,6 +217,9 @@ func TestAPIKeys(t *testing.T) {
 			case 401:
 				if a.header.Get("WWW-Authenticate") == "" || a.problem(t).Type != "https://tide.dev/problems/unauthorized" {
 					t.Errorf("401 without challenge or problem type: %v %s", a.header, a.body)
+				}
+				if strings.HasPrefix(tc.header["Authorization"], "Basic ") && !strings.Contains(a.problem(t).Detail, "scheme Basic is not accepted") {
+					t.Errorf("Basic credentials answered %q, want it to say the scheme is not accepted", a.problem(t).Detail)
 				}
 			case 403:
 				p := a.problem(t)
@@ -236,7 +241,7 @@ func TestAPIKeys(t *testing.T) {
 	if !strings.Contains(logs, "API key may not write") || !strings.Contains(logs, hashB[:12]) {
 		t.Errorf("the refusal should be logged with the key's ID:\n%s", logs)
 	}
-	for reason, want := range map[string]float64{"missing": 2, "unknown": 2, "forbidden": 2} {
+	for reason, want := range map[string]float64{"missing": 3, "unknown": 2, "forbidden": 2} {
 		if got := testutil.ToFloat64(s.m.AuthFailures.WithLabelValues(reason)); got != want {
 			t.Errorf("auth failures %s = %v, want %v", reason, got, want)
 		}

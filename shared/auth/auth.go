@@ -166,6 +166,44 @@ func FromRequest(r *http.Request) (string, bool) {
 	return "", false
 }
 
+// Accepted names the ways FromRequest takes a key, for answers that refuse a request.
+const Accepted = "Authorization: Bearer KEY, or the X-API-Key header"
+
+// knownSchemes are HTTP authentication schemes (IANA's registry and a few common
+// others) by lower-case name. MissingReason names a scheme only when it is one of
+// these, spelled as here: whatever else precedes the first space may be a key sent
+// without a scheme, and must not be echoed.
+var knownSchemes = map[string]string{}
+
+func init() {
+	for _, s := range []string{"Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual", "Negotiate",
+		"NTLM", "OAuth", "PrivateToken", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid", "AWS4-HMAC-SHA256", "Token", "ApiKey"} {
+		knownSchemes[strings.ToLower(s)] = s
+	}
+}
+
+// MissingReason says why FromRequest found no key in r, for the 401 answer: no
+// credentials at all, an Authorization scheme tide does not accept (curl -u sends
+// Basic), or a Bearer scheme without a token. It never repeats the header's value.
+func MissingReason(r *http.Request) string {
+	a := strings.TrimSpace(r.Header.Get("Authorization"))
+	if a == "" {
+		return "no API key: send it as " + Accepted
+	}
+	scheme, token, _ := strings.Cut(a, " ")
+	name, known := knownSchemes[strings.ToLower(scheme)]
+	switch {
+	case name == "Bearer" && strings.TrimSpace(token) == "":
+		return "the Authorization header has the Bearer scheme but no key: send Authorization: Bearer KEY, or the key in the X-API-Key header"
+	case name == "Basic":
+		return "the Authorization scheme Basic is not accepted (curl -u sends it): send the API key as " + Accepted
+	case known:
+		return "the Authorization scheme " + name + " is not accepted: send the API key as " + Accepted
+	default:
+		return "the Authorization header does not use an accepted scheme: send the API key as " + Accepted
+	}
+}
+
 // Hash is the hex SHA-256 of key: the form the configuration stores.
 func Hash(key string) string {
 	sum := sha256.Sum256([]byte(key))

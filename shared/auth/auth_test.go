@@ -136,3 +136,32 @@ func TestFromRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingReason: a 401 says why no key was found, naming an Authorization scheme
+// only when it is a known one and never echoing what could be a key.
+func TestMissingReason(t *testing.T) {
+	key, _, _ := Generate()
+	for _, tc := range []struct {
+		authorization string
+		want          string
+	}{
+		{"", "no API key: send it as " + Accepted},
+		{"Basic dXNlcjprZXk=", "the Authorization scheme Basic is not accepted (curl -u sends it): send the API key as " + Accepted},
+		{"digest username=\"u\"", "the Authorization scheme Digest is not accepted"},
+		{"Bearer ", "the Authorization header has the Bearer scheme but no key"},
+		{key, "the Authorization header does not use an accepted scheme"},
+		{key + " more", "the Authorization header does not use an accepted scheme"},
+	} {
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
+		if tc.authorization != "" {
+			r.Header.Set("Authorization", tc.authorization)
+		}
+		got := MissingReason(r)
+		if !strings.HasPrefix(got, tc.want) || !strings.Contains(got, "Bearer KEY") || !strings.Contains(got, "X-API-Key") {
+			t.Errorf("MissingReason(Authorization: %q) = %q, want it to start with %q and name both ways", tc.authorization, got, tc.want)
+		}
+		if strings.Contains(got, key[:10]) || strings.Contains(got, "dXNlcjprZXk") {
+			t.Errorf("MissingReason echoes the credentials: %q", got)
+		}
+	}
+}
