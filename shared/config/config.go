@@ -102,14 +102,22 @@ func Usage(w io.Writer, sections ...Section) error {
 	return tw.Flush()
 }
 
-// OneOf checks that value is one of choices, naming the variable when it is not.
+// OneOf checks that value is one of choices, naming the variable when it is not. An
+// empty choice is listed as "(or empty)".
 func OneOf(variable, value string, choices ...string) error {
+	var named []string
+	empty := ""
 	for _, c := range choices {
 		if value == c {
 			return nil
 		}
+		if c == "" {
+			empty = " (or empty)"
+			continue
+		}
+		named = append(named, c)
 	}
-	return &VarError{Name: variable, Value: value, Reason: "must be one of " + strings.Join(choices, ", ")}
+	return &VarError{Name: variable, Value: value, Reason: "must be one of " + strings.Join(named, ", ") + empty}
 }
 
 // Positive checks that value is at least 1, naming the variable when it is not.

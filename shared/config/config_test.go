@@ -78,3 +78,15 @@ func TestRedisDBMustNotBeNegative(t *testing.T) {
 		t.Fatalf("Load = %+v, %v", r, err)
 	}
 }
+
+// TestOneOfListsTheChoices: an allowed empty value is said in words, not as a
+// leading ", " in the list.
+func TestOneOfListsTheChoices(t *testing.T) {
+	err := OneOf("FALLBACK", "sideways", "", "local", "open")
+	if err == nil || err.Error() != `FALLBACK="sideways": must be one of local, open (or empty)` {
+		t.Fatalf("OneOf = %v", err)
+	}
+	if err := OneOf("FALLBACK", "", "", "local"); err != nil {
+		t.Fatalf("empty allowed: %v", err)
+	}
+}
