@@ -46,7 +46,7 @@ func (c ManagerConfig) GrowOptions() GrowOptions {
 
 // Validate checks what envconfig cannot, naming the variable of each bad value.
 func (c ManagerConfig) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Config.Validate(), c.Coordination.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Redis.Validate(), c.Config.Validate(), c.Coordination.Validate()}
 	if len(c.Groups) == 0 || slices.ContainsFunc(c.Groups, func(g string) bool { return strings.TrimSpace(g) == "" }) {
 		errs = append(errs, &config.VarError{Name: "PARTITION_GROUPS", Value: strings.Join(c.Groups, ","), Reason: "name at least one consumer group, without empty entries"})
 	}

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"function/shared/config"
 	"function/shared/metrics"
 	"function/shared/partitions"
 )
@@ -140,5 +142,20 @@ func TestManagerLogsAndCountsEveryDecisionAndGrows(t *testing.T) {
 	}
 	if st := mgr.Status(); st.LastChange == nil || st.LastChange.Outcome != OutcomeGrown || st.LastDecision == nil {
 		t.Errorf("status %+v lacks the last decision or change", st)
+	}
+}
+
+// The manager's configuration refuses a negative REDIS_DB, as the functions' do:
+// go-redis would quietly use database 0.
+func TestManagerConfigRefusesANegativeRedisDB(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("REDIS_ADDR", "127.0.0.1:6379")
+	for db, bad := range map[string]bool{"0": false, "3": false, "-1": true} {
+		t.Setenv("REDIS_DB", db)
+		var cfg ManagerConfig
+		err := config.Load("", &cfg)
+		if bad != (err != nil && strings.Contains(err.Error(), "REDIS_DB")) {
+			t.Errorf("REDIS_DB=%s: %v", db, err)
+		}
 	}
 }
