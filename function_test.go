@@ -41,3 +41,27 @@ func TestOptionsFromEnvStopsOnBadVariable(t *testing.T) {
 		t.Fatalf("err = %v, want one naming ANALYTICS_BATCH_SIZE", err)
 	}
 }
+
+// TestEveryFunctionNamesBadSharedValues: Redis's database and the logging variables
+// are checked with each function's configuration, so a bad one stops start-up naming
+// it, whichever function runs.
+func TestEveryFunctionNamesBadSharedValues(t *testing.T) {
+	for _, fn := range []string{Ingest, Notification, Analytics} {
+		for _, tc := range []struct{ name, value string }{
+			{"REDIS_DB", "-1"},
+			{"LOG_LEVEL", "bogus"},
+			{"LOG_FORMAT", "xml"},
+		} {
+			t.Run(fn+"/"+tc.name, func(t *testing.T) {
+				t.Setenv(tc.name, tc.value)
+				_, err := OptionsFromEnv(fn)
+				if want := tc.name + `="` + tc.value + `"`; err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("%s with %s=%s: %v, want an error naming %s", fn, tc.name, tc.value, err, want)
+				}
+			})
+		}
+		if _, err := OptionsFromEnv(fn); err != nil {
+			t.Fatalf("%s with the defaults: %v", fn, err)
+		}
+	}
+}
