@@ -7,6 +7,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -129,8 +130,13 @@ func (f *Function) Stop(ctx context.Context) error {
 	return err
 }
 
-// Ready reports whether Kafka answers.
+// Ready reports whether Kafka answers and, with partition coordination on, the
+// replica's lease in Redis is current: a replica cut off from Redis holds every
+// publish, so it must not be sent traffic it can only answer 503.
 func (f *Function) Ready(context.Context) (bool, error) {
+	if err := f.coord.cutOff(); err != nil {
+		return false, err
+	}
 	return f.started && f.watcher.Up(), nil
 }
 
@@ -271,6 +277,9 @@ func (f *Function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.metrics.IngestEvents.WithLabelValues("unavailable").Add(float64(n))
 		f.log.Warn("publish failed; answering 503", "events", n, "err", err)
+		if cut := f.coord.cutOff(); cut != nil && errors.Is(err, kafka.ErrAckTimeout) {
+			err = fmt.Errorf("%w (%w)", cut, err) // the hold, not Kafka, kept the events
+		}
 		problem.Write(w, unavailable(err))
 		return
 	}
@@ -318,6 +327,8 @@ func unavailableUnread(err error) *problem.Problem {
 func unavailable(err error) *problem.Problem {
 	detail := "Kafka did not acknowledge the events; retry the whole request"
 	switch {
+	case errors.Is(err, ErrCoordinationCutOff):
+		detail = "ingest cannot reach Redis, where replicas coordinate partition changes, so it holds every publish until Redis answers; retry the whole request"
 	case errors.Is(err, kafka.ErrBufferFull):
 		detail = "ingest is at its buffer limit while Kafka catches up; retry the whole request"
 	case errors.Is(err, kafka.ErrClosed):

@@ -53,6 +53,19 @@ func (f *Function) startCoordination(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// ErrCoordinationCutOff: the replica cannot renew its partition-coordination lease in
+// Redis, so it holds its publishers until Redis answers.
+var ErrCoordinationCutOff = errors.New("publishes are held: this replica cannot renew its partition-coordination lease in Redis (REDIS_ADDR)")
+
+// cutOff reports ErrCoordinationCutOff while the replica holds because Redis did not
+// answer, and nil otherwise (also with coordination off).
+func (c *coordination) cutOff() error {
+	if c.replica != nil && c.replica.Fenced() {
+		return ErrCoordinationCutOff
+	}
+	return nil
+}
+
 // close leaves the protocol; during a hold it first waits for the release, so the
 // records waiting in the held publishers go out under the new partition count.
 func (c *coordination) close(ctx context.Context) error {

@@ -48,6 +48,9 @@ type Replica struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
+	// cutOff mirrors fenced for other goroutines (Fenced).
+	cutOff atomic.Bool
+
 	// Owned by the loop goroutine (and JoinReplica before it starts).
 	lastOK     time.Time // when the last successful heartbeat was sent
 	fenced     bool
@@ -94,6 +97,10 @@ func (r *Replica) ID() string { return r.opts.ID }
 
 // Held says the publishers are held now (a hold, or a lost lease).
 func (r *Replica) Held() bool { return r.holding.Load() }
+
+// Fenced says the replica holds by itself because it could not renew its lease (Redis
+// did not answer): it publishes nothing until Redis answers again.
+func (r *Replica) Fenced() bool { return r.cutOff.Load() }
 
 // Close stops the replica. While its publishers are held with records waiting in
 // them it keeps following the protocol until the manager releases them (or ctx
@@ -163,6 +170,7 @@ func (r *Replica) tick(ctx context.Context) {
 	if err != nil {
 		if !r.fenced && (r.lastOK.IsZero() || time.Since(r.lastOK) > r.fenceAfter()) {
 			r.fenced = true
+			r.cutOff.Store(true)
 			r.hold()
 			r.log.Warn("cannot renew the partition coordination lease: publishes held until Redis answers", "err", err)
 		}
@@ -171,6 +179,7 @@ func (r *Replica) tick(ctx context.Context) {
 	r.lastOK = sent
 	if r.fenced {
 		r.fenced = false
+		r.cutOff.Store(false)
 		r.log.Info("partition coordination lease renewed")
 	}
 	if st.Holding() {
