@@ -83,6 +83,8 @@ func runLoadgen(ctx context.Context, args []string) error {
 		}
 		defer h.Close()
 		h.Structured = *structured
+		// As replay: the key from the environment, never a flag (flags show in ps).
+		h.APIKey = os.Getenv("TIDE_API_KEY")
 		ev = h.Events // with its run id
 		target = h
 	}

@@ -20,7 +20,8 @@ import (
 type HTTPTarget struct {
 	URL        string
 	Events     Events
-	Structured bool // single events in structured rather than binary mode
+	Structured bool   // single events in structured rather than binary mode
+	APIKey     string // sent as Authorization: Bearer when set (an ingest with INGEST_AUTH=apikey)
 	client     *http.Client
 	bufs       sync.Pool
 }
@@ -82,6 +83,9 @@ func (t *HTTPTarget) Send(ctx context.Context, first int64, n int, at time.Time)
 		header.Set("Ce-Type", ev.Type)
 		header.Set("Ce-Subject", ev.Subject(first))
 		header.Set("Ce-Time", at.UTC().Format(time.RFC3339Nano))
+	}
+	if t.APIKey != "" {
+		header.Set("Authorization", "Bearer "+t.APIKey)
 	}
 	*bp = body
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))

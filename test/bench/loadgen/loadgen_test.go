@@ -187,7 +187,7 @@ func TestHTTPTargetSendsValidCloudEvents(t *testing.T) {
 	if _, err := tgt.Send(context.Background(), 1, 3, at); err != nil {
 		t.Fatal(err)
 	}
-	if h := headers[0]; h.Get("Ce-Id") != "r-0" || h.Get("Ce-Subject") != "key-0" || h.Get("Ce-Time") == "" {
+	if h := headers[0]; h.Get("Ce-Id") != "r-0" || h.Get("Ce-Subject") != "key-0" || h.Get("Ce-Time") == "" || h.Get("Authorization") != "" {
 		t.Fatalf("binary headers %v", h)
 	}
 	if headers[1].Get("Content-Type") != "application/cloudevents-batch+json" || len(got) != 4 {
@@ -200,6 +200,13 @@ func TestHTTPTargetSendsValidCloudEvents(t *testing.T) {
 	}
 	if n := len(ev.withDefaults().AppendData(nil, 12345)); n != 100 {
 		t.Fatalf("data is %d bytes, want 100", n)
+	}
+	tgt.APIKey = "tide_k"
+	if _, err := tgt.Send(context.Background(), 4, 1, at); err != nil {
+		t.Fatal(err)
+	}
+	if h := headers[2]; h.Get("Authorization") != "Bearer tide_k" {
+		t.Fatalf("with an API key: Authorization %q, want Bearer tide_k", h.Get("Authorization"))
 	}
 }
 
