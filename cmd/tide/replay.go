@@ -62,8 +62,11 @@ func runReplay(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("accepted=%d rejected=%d failed=%d events=%d requests=%d elapsed=%s\n",
 		res.Accepted, res.Rejected, res.Failed, len(lines), len(reqs), time.Since(start).Round(time.Millisecond))
-	if res.Rejected+res.Failed > 0 {
-		return fmt.Errorf("%d events were not accepted", res.Rejected+res.Failed)
+	switch n := res.Rejected + res.Failed; {
+	case n == 1:
+		return errors.New("1 event was not accepted")
+	case n > 1:
+		return fmt.Errorf("%d events were not accepted", n)
 	}
 	return nil
 }
