@@ -48,12 +48,12 @@ type Replica struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
-	// cutOff mirrors fenced for other goroutines (Fenced).
-	cutOff atomic.Bool
+	// fenced: the lease could not be renewed, so the replica holds by itself. Written
+	// only by the loop goroutine (and JoinReplica before it starts); read by Fenced.
+	fenced atomic.Bool
 
 	// Owned by the loop goroutine (and JoinReplica before it starts).
 	lastOK     time.Time // when the last successful heartbeat was sent
-	fenced     bool
 	held       bool
 	heldAt     time.Time
 	holdGen    uint64
@@ -100,7 +100,7 @@ func (r *Replica) Held() bool { return r.holding.Load() }
 
 // Fenced says the replica holds by itself because it could not renew its lease (Redis
 // did not answer): it publishes nothing until Redis answers again.
-func (r *Replica) Fenced() bool { return r.cutOff.Load() }
+func (r *Replica) Fenced() bool { return r.fenced.Load() }
 
 // Close stops the replica. While its publishers are held with records waiting in
 // them it keeps following the protocol until the manager releases them (or ctx
@@ -168,18 +168,16 @@ func (r *Replica) tick(ctx context.Context) {
 	st, err := heartbeat(hctx, r.rdb, r.keys, r.opts.ID, r.coord.Lease())
 	cancel()
 	if err != nil {
-		if !r.fenced && (r.lastOK.IsZero() || time.Since(r.lastOK) > r.fenceAfter()) {
-			r.fenced = true
-			r.cutOff.Store(true)
+		if !r.fenced.Load() && (r.lastOK.IsZero() || time.Since(r.lastOK) > r.fenceAfter()) {
+			r.fenced.Store(true)
 			r.hold()
 			r.log.Warn("cannot renew the partition coordination lease: publishes held until Redis answers", "err", err)
 		}
 		return
 	}
 	r.lastOK = sent
-	if r.fenced {
-		r.fenced = false
-		r.cutOff.Store(false)
+	if r.fenced.Load() {
+		r.fenced.Store(false)
 		r.log.Info("partition coordination lease renewed")
 	}
 	if st.Holding() {
